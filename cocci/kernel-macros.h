@@ -1,0 +1,9 @@
+/*
+ * Hints for spatch (--macro-file): kernel constructs Coccinelle 1.1.1
+ * cannot parse on its own.  Without them a function that uses
+ * scoped_guard() is skipped silently (perf_mmap, fw_device_op_mmap).
+ */
+#define scoped_guard(...) for (;;)
+#define scoped_cond_guard(...) for (;;)
+#define guard(x) __guard
+#define list_for_each_entry_from(...) for (;;)

@@ -1,0 +1,353 @@
+"""Classification of one handler body for one API generation.
+
+The rules mirror what the conversion's semantic patches can express: a use
+of the vma the desc has an equivalent for is fine, the first one it has not
+decides `needs-vma` and is reported with its expression and line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .model import ApiFacts, Klass, Site
+
+# vma fields with a desc equivalent (vm_start/vm_end read-only).
+DESC_FIELDS = {"vm_ops", "vm_page_prot", "vm_pgoff", "vm_private_data", "vm_file",
+               "vm_flags", "vm_start", "vm_end", "vm_mm"}
+READ_ONLY_FIELDS = {"vm_start", "vm_end", "vm_mm"}
+FLAG_CALLS = {"vm_flags_set", "vm_flags_clear", "vm_flags_mod"}
+LIBRARY_CALLS = {"generic_file_mmap", "generic_file_readonly_mmap"}
+# Trailing mapping calls and the G3 mmap action each becomes.
+MAPPING_CALLS = {"remap_pfn_range": "mmap_action_remap",
+                 "io_remap_pfn_range": "mmap_action_ioremap",
+                 "vm_iomap_memory": "mmap_action_simple_ioremap"}
+FORWARD_CALLS = {"call_mmap", "vfs_mmap", "backing_file_mmap"}
+# Work that must happen once per created VMA: moving it to a hook that may
+# run for a mapping that is never created would leak or double count.
+SIDE_EFFECT = re.compile(
+    r"^(kref_get\w*|refcount_inc\w*|atomic_inc\w*|atomic_long_inc\w*|atomic64_inc\w*"
+    r"|get_device|get_file|fget\w*|mmgrab|mmget|kobject_get|try_module_get|__module_get"
+    r"|pm_runtime_get\w*|pm_runtime_resume_and_get|k[mzcv]?alloc\w*|kvzalloc\w*|kvmalloc\w*"
+    r"|vmalloc\w*|vzalloc\w*|alloc_pages?\w*|__get_free_pages?|get_zeroed_page"
+    r"|dma_alloc_\w+|kmem_cache_alloc\w*|list_add\w*|idr_alloc\w*|xa_store|xa_alloc\w*"
+    r"|kzalloc\w*|devm_\w+)$")
+KEYWORDS = {"if", "while", "for", "switch", "return", "sizeof", "do", "else", "case",
+            "typeof", "__typeof__", "defined"}
+ASSIGN_OPS = {"=", "|=", "&=", "^=", "+=", "-=", "<<=", ">>=", "*=", "/=", "++", "--"}
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:\\.|[^"\\])*")
+  | (?P<chr>'(?:\\.|[^'\\])*')
+  | (?P<id>[A-Za-z_]\w*)
+  | (?P<num>\d[\w.]*)
+  | (?P<op><<=|>>=|->|\+\+|--|&&|\|\||[|&^+\-*/=!<>]=|<<|>>|[^\s])
+""", re.X)
+
+
+@dataclass(frozen=True)
+class Tok:
+    text: str
+    start: int
+    line: int
+
+
+def strip_comments(text: str) -> str:
+    """Comments and preprocessor lines blanked, line numbers kept."""
+    text = re.sub(r"/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), text, flags=re.S)
+    text = re.sub(r"//[^\n]*", lambda m: " " * len(m.group()), text)
+    return re.sub(r"(?m)^[ \t]*#(?:[^\n]*\\\n)*[^\n]*",
+                  lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+
+
+def tokens(text: str, first_line: int) -> list[Tok]:
+    out, line = [], first_line
+    for m in _TOKEN.finditer(text):
+        if m.lastgroup == "ws":
+            line += m.group().count("\n")
+            continue
+        out.append(Tok(m.group(), m.start(), line))
+    return out
+
+
+def function_span(lines: list[str], def_line: int) -> tuple[int, int, int]:
+    """(line of '{', line of matching '}', index of '{' in that line) for a
+    definition whose name is on `def_line` (1-based)."""
+    text = strip_comments("\n".join(lines[def_line - 1:]))
+    depth, line, open_line = 0, def_line, None
+    in_str = None
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            line += 1
+        if in_str:
+            if ch == in_str and text[i - 1] != "\\":
+                in_str = None
+            continue
+        if ch in "\"'":
+            in_str = ch
+        elif ch == "{":
+            if open_line is None:
+                open_line = line
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0 and open_line is not None:
+                return open_line, line, 0
+        elif ch == ";" and open_line is None:
+            break
+    raise ValueError(f"no function body after line {def_line}")
+
+
+@dataclass(frozen=True)
+class Use:
+    line: int
+    kind: str          # field | call | bare
+    name: str          # field name or called function
+    write: bool
+    expr: str          # source text that shows the use
+    arg: int = -1      # argument position in the call
+
+
+class Body:
+    """The tokens of one function body and the uses of its parameters."""
+
+    def __init__(self, src: str, first_line: int, vma: str, file: str):
+        self.src = strip_comments(src)
+        self.toks = tokens(self.src, first_line)
+        self.vma, self.file = vma, file
+        self.uses = self._uses()
+
+    def text(self, a: int, b: int) -> str:
+        """Source of tokens a..b inclusive, whitespace collapsed."""
+        s = self.src[self.toks[a].start:self.toks[b].start + len(self.toks[b].text)]
+        return " ".join(s.split()).replace("( ", "(").replace(" )", ")")
+
+    def match_paren(self, i: int) -> int:
+        depth = 0
+        for j in range(i, len(self.toks)):
+            t = self.toks[j].text
+            depth += (t == "(") - (t == ")")
+            if depth == 0:
+                return j
+        return len(self.toks) - 1
+
+    def enclosing_call(self, i: int) -> tuple[int, int] | None:
+        """(index of the callee name, argument position) of the call whose
+        argument list holds token i, if any."""
+        depth, commas = 0, 0
+        for j in range(i - 1, -1, -1):
+            t = self.toks[j].text
+            if t in (")", "]"):
+                depth += 1
+            elif t in ("(", "["):
+                if depth == 0:
+                    if t == "(" and j > 0 and re.match(r"[A-Za-z_]\w*$", self.toks[j - 1].text) \
+                            and self.toks[j - 1].text not in KEYWORDS:
+                        return j - 1, commas
+                    return None if t == "(" and (j == 0 or self.toks[j - 1].text in KEYWORDS) \
+                        else self.enclosing_call(j)
+                depth -= 1
+            elif t == "," and depth == 0:
+                commas += 1
+            elif t in (";", "{", "}") and depth == 0:
+                return None
+        return None
+
+    def _uses(self) -> list[Use]:
+        uses = []
+        toks = self.toks
+        for i, t in enumerate(toks):
+            if t.text != self.vma or (i and toks[i - 1].text in (".", "->")):
+                continue
+            if i + 2 < len(toks) and toks[i + 1].text == "->":
+                fld = toks[i + 2].text
+                nxt = toks[i + 3].text if i + 3 < len(toks) else ""
+                call = self.enclosing_call(i)
+                uses.append(Use(t.line, "field", fld, nxt in ASSIGN_OPS, self.text(i, i + 2),
+                                -1 if call is None else call[1]))
+                if call and fld == "vm_mm":
+                    c = call[0]
+                    uses[-1] = Use(t.line, "field", fld, False,
+                                   self.text(c, self.match_paren(c + 1)), call[1])
+                continue
+            call = self.enclosing_call(i)
+            if call:
+                c, arg = call
+                uses.append(Use(t.line, "call", toks[c].text, False,
+                                self.text(c, self.match_paren(c + 1)), arg))
+            else:
+                a, b = self.statement(i)
+                uses.append(Use(t.line, "bare", t.text, False, self.text(a, b)))
+        return uses
+
+    def statement(self, i: int) -> tuple[int, int]:
+        """Token range of the statement (or condition) holding token i."""
+        a = i
+        while a > 0 and self.toks[a - 1].text not in (";", "{", "}"):
+            a -= 1
+        b = i
+        while b < len(self.toks) - 1 and self.toks[b].text not in (";", "{", "}"):
+            b += 1
+        return a, b - (self.toks[b].text in ("{", "}"))
+
+    def calls(self) -> list[tuple[int, str]]:
+        return [(i, t.text) for i, t in enumerate(self.toks[:-1])
+                if self.toks[i + 1].text == "(" and re.match(r"[A-Za-z_]\w*$", t.text)
+                and t.text not in KEYWORDS]
+
+    def uses_file(self) -> bool:
+        return any(t.text == self.file and (i == 0 or self.toks[i - 1].text not in (".", "->"))
+                   for i, t in enumerate(self.toks))
+
+    def trailing_mapping(self, i: int) -> str | None:
+        """How the mapping call at token i ends the function: 'return' for
+        `return call(...);`, 'if' for `if (call(...)) return -E; return 0;`,
+        None when work follows it."""
+        toks = self.toks
+        end = self.match_paren(i + 1)
+        rest = [t.text for t in toks[end + 1:]]
+        if i and toks[i - 1].text == "return" and rest[:2] == [";", "}"] and len(rest) == 2:
+            return "return"
+        if i >= 2 and toks[i - 1].text == "(" and toks[i - 2].text == "if":
+            tail = " ".join(rest)
+            if re.fullmatch(r"\) \{? ?return - [A-Z0-9_]+ ; \}? ?return 0 ; \}", tail):
+                return "if"
+        return None
+
+    def error_code(self, i: int) -> str:
+        end = self.match_paren(i + 1)
+        rest = [t.text for t in self.toks[end + 1:]]
+        k = rest.index("-")
+        return "-" + rest[k + 1]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    klass: Klass
+    site: Site
+    notes: tuple[str, ...] = ()
+
+
+def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
+    """The class a handler body has under `api`, and why."""
+    g3 = api.flag_style == "bitmap"
+    calls = body.calls()
+    for i, name in calls:
+        if name in FORWARD_CALLS or (name == "mmap" and i >= 2 and body.toks[i - 1].text == "->"
+                                     and body.toks[i - 2].text in ("f_op", "fops")):
+            return Verdict(Klass.FORWARDER, Site(file, body.toks[i].line,
+                                                 body.text(i - 2 if name == "mmap" else i,
+                                                           body.match_paren(i + 1))))
+    mapping = []
+    notes: list[str] = []
+    for u in body.uses:
+        site = Site(file, u.line, u.expr)
+        if u.kind == "field":
+            if u.name not in DESC_FIELDS:
+                return Verdict(Klass.NEEDS_VMA, site, (f"vma->{u.name} has no desc equivalent",))
+            if u.write and u.name in READ_ONLY_FIELDS:
+                return Verdict(Klass.NEEDS_VMA, site, (f"writes vma->{u.name}",))
+            if u.name == "vm_mm" and u.arg >= 0:
+                return Verdict(Klass.NEEDS_VMA, site, ("page-table work on vma->vm_mm",))
+            continue
+        if u.kind == "bare":
+            return Verdict(Klass.NEEDS_VMA, site, ("uses the vma pointer itself",))
+        if u.name in FLAG_CALLS and u.arg == 0:
+            continue
+        if u.name == "vma_pages" and u.arg == 0:
+            continue
+        if u.name == "vma_set_anonymous" and api.has_set_anonymous:
+            continue
+        if u.name in LIBRARY_CALLS and u.arg == 1:
+            notes.append(f"calls {u.name}()")
+            continue
+        if u.name in MAPPING_CALLS and u.arg == 0:
+            mapping.append(u)
+            continue
+        return Verdict(Klass.NEEDS_VMA, site, (f"passes the vma to {u.name}()",))
+    if g3:
+        bad = _bad_flag_use(body, file)
+        if bad:
+            return bad
+    for i, name in calls:
+        if SIDE_EFFECT.match(name):
+            return Verdict(Klass.NEEDS_VMA,
+                           Site(file, body.toks[i].line, body.text(i, body.match_paren(i + 1))),
+                           ("side effect that must happen once per created VMA",))
+    if mapping:
+        first = mapping[0]
+        site = Site(file, first.line, first.expr)
+        if not api.actions:
+            return Verdict(Klass.NEEDS_VMA, site,
+                           (f"{first.name}() has no mmap action under {api.generation}",))
+        if len(mapping) > 1:
+            return Verdict(Klass.NEEDS_VMA, site, ("more than one mapping call",))
+        idx = next(i for i, n in calls if n == first.name)
+        how = body.trailing_mapping(idx)
+        if how is None:
+            return Verdict(Klass.NEEDS_VMA, site, (f"work after {first.name}()",))
+        return Verdict(Klass.ACTION, site, (how,))
+    return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes))
+
+
+_VM_FLAG = re.compile(r"^VM_[A-Z0-9_]+$")
+
+
+def _bad_flag_use(body: Body, file: str) -> Verdict | None:
+    """Under G3 flags are a bitmap: only VM_X constants or'ed together can
+    become VMA_X_BIT lists, and a flags word can only be set, cleared or
+    tested."""
+    toks = body.toks
+    for u in body.uses:
+        if not (u.kind == "field" and u.name == "vm_flags") and u.name not in FLAG_CALLS:
+            continue
+        # Find this use's token index again by line and text.
+        for i, t in enumerate(toks):
+            if t.line != u.line or t.text != body.vma:
+                continue
+            if u.kind == "field":
+                nxt = toks[i + 3].text if i + 3 < len(toks) else ""
+                prev = toks[i - 1].text if i else ""
+                if nxt in ("|=", "&="):
+                    end = _stmt_end(toks, i)
+                    rhs = [x.text for x in toks[i + 4:end]]
+                    if nxt == "&=" and rhs[:1] == ["~"]:
+                        rhs = rhs[1:]
+                    if not _flag_list(rhs):
+                        return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, end - 1)),
+                                       ("flag expression with no VMA_*_BIT form",))
+                elif nxt == "&" or prev == "&":
+                    continue
+                else:
+                    return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, i + 2)),
+                                   ("vm_flags used as a word; the desc has a bitmap",))
+            else:
+                c = body.enclosing_call(i)
+                if c is None:
+                    continue
+                end = body.match_paren(c[0] + 1)
+                args = [x.text for x in toks[c[0] + 2:end]]
+                if "," not in args or not _flag_list(args[args.index(",") + 1:]):
+                    return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(c[0], end)),
+                                   ("flag expression with no VMA_*_BIT form",))
+    return None
+
+
+def _stmt_end(toks: list[Tok], i: int) -> int:
+    while i < len(toks) and toks[i].text != ";":
+        i += 1
+    return i
+
+
+def _flag_list(ts: list[str]) -> bool:
+    ts = [t for t in ts if t not in ("(", ")")]
+    return bool(ts) and all(_VM_FLAG.match(t) if k % 2 == 0 else t == "|"
+                            for k, t in enumerate(ts))
+
+
+def _first_site(body: Body, file: str) -> Site:
+    if body.uses:
+        u = body.uses[0]
+        return Site(file, u.line, u.expr)
+    return Site(file, body.toks[0].line if body.toks else 0, "(does not use the vma)")

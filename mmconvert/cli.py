@@ -1,0 +1,83 @@
+"""The mmconvert command line: one typer app wiring the pipeline stages.
+
+Library code raises typed errors; this is the only place that turns them
+into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__, spatch
+from .model import to_json
+from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Move kernel struct file_operations .mmap handlers to the new "
+                       "mmap_prepare/mmap_proto hook and emit a review-ready patch series.")
+log = logging.getLogger("mmconvert")
+
+def _version(value: bool):
+    if value:
+        print(f"mmconvert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors"),
+         debug: bool = typer.Option(False, "-d", "--debug", help="log every command run"),
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print the version")):
+    logging.basicConfig(format="%(message)s", stream=sys.stderr,
+                        level=logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+
+
+@app.command()
+def api(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
+        as_json: bool = typer.Option(False, "--json", help="facts as JSON")):
+    """Say which generation of the mmap hook TREE declares, and its facts."""
+    from .tree import open_tree, resolve
+
+    def go():
+        open_tree(tree)
+        facts = resolve(tree, api)
+        return facts
+
+    facts = run(go)
+    if as_json:
+        print(json.dumps(to_json(facts), indent=2))
+    else:
+        from .textout import api_text
+        print(api_text(str(tree), facts))
+
+
+def _inventory(tree: Path, api: str, jobs, timeout):
+    from .inventory import scan
+    from .tree import open_tree, resolve
+
+    gt = open_tree(tree)
+    facts = resolve(tree, api)
+    return gt, scan(gt, facts, jobs=jobs, timeout=timeout, cache=spatch.Cache(),
+                    progress=progress)
+
+
+@app.command()
+def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
+         as_json: bool = typer.Option(False, "--json", help="records as JSON"),
+         jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
+    """Inventory every struct file_operations .mmap handler and classify it."""
+    _, inv = run(lambda: _inventory(tree, api, jobs, timeout))
+    if as_json:
+        print(json.dumps(to_json(inv), indent=1))
+    else:
+        from .textout import scan_text
+        print(scan_text(inv))
+
+
+# -- stage commands: each stage module owns its command ------------------

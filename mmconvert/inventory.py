@@ -1,0 +1,278 @@
+"""The inventory: every struct file_operations .mmap entry, its handler,
+the handler's definitions and references, and its class.
+
+Coccinelle finds the entries and the definitions (cocci/find_*.cocci.j2);
+git grep finds the candidate files first and the references of the
+handlers; `classify` decides each handler's class.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import spatch
+from .classify import Body, classify_body, function_span, strip_comments
+from .gitrepo import GitTree
+from .model import (ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inventory, Klass,
+                    Reference, Site)
+
+MMAP_INIT = r"\.mmap[[:space:]]*="
+
+
+@dataclass(frozen=True)
+class FopsMacro:
+    """A macro that puts `.mmap = handler` into a struct file_operations."""
+
+    name: str
+    file: str
+    line: int
+    handler: str | None
+    declarer: bool      # DEFINE_X(name) declares the struct; else a field list
+
+
+def _macro_at(lines: list[str], line: int) -> tuple[str, int, str] | None:
+    """The #define whose continuation lines hold line `line` (1-based)."""
+    i = line - 1
+    while i > 0 and lines[i - 1].rstrip().endswith("\\") and not lines[i].lstrip().startswith("#define"):
+        i -= 1
+    m = re.match(r"\s*#\s*define\s+(\w+)", lines[i])
+    if not m:
+        return None
+    body, j = [], i
+    while j < len(lines):
+        body.append(lines[j])
+        if not lines[j].rstrip().endswith("\\"):
+            break
+        j += 1
+    return m.group(1), i + 1, "\n".join(body)
+
+
+def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
+    """Macros whose expansion sets a file_operations .mmap, directly or
+    through another such macro (DEFINE_DRM_GEM_FOPS -> DRM_GEM_FOPS)."""
+    found: dict[str, FopsMacro] = {}
+    texts: dict[str, list[str]] = {}
+
+    def lines_of(f: str) -> list[str]:
+        if f not in texts:
+            texts[f] = (gt.path / f).read_text(errors="replace").splitlines()
+        return texts[f]
+
+    frontier = [(f, n) for f, n, _ in gt.grep_lines([r"\.mmap\s*=\s*\w+.*\\$"])]
+    names_done: set[str] = set()
+    while frontier:
+        nxt = []
+        for f, n in frontier:
+            m = _macro_at(lines_of(f), n)
+            if not m or m[0] in found:
+                continue
+            name, line, body = m
+            structs = re.findall(r"struct\s+(\w+)\s+\w+\s*(?:\[[^]]*\])?\s*=", body)
+            if structs and structs != ["file_operations"]:
+                continue  # a bin_attribute or other ops table
+            h = re.search(r"\.mmap\s*=\s*(\w+)", body)
+            handler = h.group(1) if h else None
+            if handler is None:
+                inner = [found[x].handler for x in found if re.search(rf"\b{x}\b", body)]
+                handler = inner[0] if inner else None
+            found[name] = FopsMacro(name, f, line, handler,
+                                    declarer="file_operations" in body)
+        new = [x for x in found if x not in names_done]
+        names_done.update(new)
+        if new:
+            nxt = [(f, n) for f, n, _ in gt.grep_lines([rf"\b({'|'.join(new)})\b.*\\$"])]
+        frontier = nxt
+    return sorted(found.values(), key=lambda m: m.name)
+
+
+def _definition(gt: GitTree, rec: dict, cache: dict[str, list[str]]) -> Definition:
+    f = rec["file"]
+    if f not in cache:
+        cache[f] = (gt.path / f).read_text(errors="replace").splitlines()
+    lines = cache[f]
+    _, end, _ = function_span(lines, rec["line"])
+    head = " ".join(lines[max(0, rec["line"] - 2):rec["line"]])
+    cur = lines[rec["line"] - 1]
+    static = bool(re.search(r"\bstatic\b", cur) or
+                  (not re.search(r"[;{}]\s*$", lines[rec["line"] - 2] if rec["line"] > 1 else ";")
+                   and re.search(r"\bstatic\b", head)))
+    return Definition(f, rec["line"], end, rec["file_param"], rec["vma_param"], static,
+                      _condition(lines, rec["line"]))
+
+
+def _condition(lines: list[str], line: int) -> str:
+    """The innermost open #if/#ifdef/#else at `line`, as written."""
+    stack: list[str] = []
+    for text in lines[:line - 1]:
+        s = text.strip()
+        if re.match(r"#\s*if", s):
+            stack.append(s)
+        elif re.match(r"#\s*el", s) and stack:
+            stack[-1] = f"{stack[-1]} / {s}"
+        elif re.match(r"#\s*endif", s) and stack:
+            stack.pop()
+    # The include guard is not a condition a reader cares about.
+    stack = [c for c in stack if not re.match(r"#\s*ifndef\s+_\w*_H_*$", c)]
+    return stack[-1] if stack else ""
+
+
+def _ref_kind(text: str, name: str) -> str:
+    s = text.strip()
+    if re.match(rf"EXPORT_SYMBOL\w*\(\s*{name}\s*\)", s):
+        return "export"
+    if re.match(r"#\s*define\b", s):
+        return "define"
+    if s.startswith("*") or s.startswith("/*"):
+        return "kernel-doc" if re.match(rf"\*+\s*{name}(\(\))?\s+-", s) else "comment"
+    if re.search(rf"\.\w+\s*=\s*{name}\b", s):
+        return "initialiser"
+    if re.search(rf"\b{name}\s*\(", s):
+        return "call"
+    return "use"
+
+
+def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
+         timeout: int = spatch.DEFAULT_TIMEOUT, cache: spatch.Cache | None = None,
+         progress=None) -> Inventory:
+    root = gt.path
+    macros = find_fops_macros(gt)
+    by_macro = {m.name: m for m in macros}
+    mmap_lines = gt.grep_lines([MMAP_INIT])
+    cand = sorted({f for f, _, _ in mmap_lines} |
+                  set(gt.grep_files([m.name for m in macros], fixed=True, words=True)))
+    blobs = gt.blob_ids(cand)
+    rule = spatch.render("find_fops",
+                         field_macros=[m.name for m in macros if not m.declarer],
+                         declarer_macros=[m.name for m in macros if m.declarer])
+    res = spatch.run(root, rule, cand, blob_ids=blobs, jobs=jobs, timeout=timeout,
+                     cache=cache, progress=progress, label="inventory: entries")
+    warnings = list(res.warnings)
+
+    entries: dict[tuple[str, int], FopsEntry] = {}
+    for r in res.records:
+        if r["kind"] == "entry":
+            h = None if r["handler"] == "NULL" else r["handler"]
+            e = FopsEntry(r["file"], r["line"], r["fops"], h, r["form"])
+        else:
+            m = by_macro[r["macro"]]
+            e = FopsEntry(r["file"], r["line"], r["fops"], m.handler, "macro", m.name)
+        entries[(e.file, e.line)] = e
+    for f, n, _ in mmap_lines:
+        for lo, hi in res.bad_regions.get(f, []):
+            if lo <= n <= hi and (f, n) not in entries:
+                warnings.append(FileWarning(f, "parse", f"spatch could not parse lines "
+                                            f"{lo}-{hi}: the .mmap at line {n} was not checked"))
+    entry_list = sorted(entries.values(), key=lambda e: (e.file, e.line))
+
+    names = sorted({e.handler for e in entry_list if e.handler})
+    handlers: list[Handler] = []
+    if names:
+        ref_lines = gt.grep_lines(names, fixed=True, words=True)
+        hfiles = sorted({f for f, _, _ in ref_lines})
+        hres = spatch.run(root, spatch.render("find_handlers", handlers=names), hfiles,
+                          blob_ids=gt.blob_ids(hfiles), jobs=jobs, timeout=timeout,
+                          cache=cache, progress=progress, label="inventory: handlers")
+        warnings.extend(hres.warnings)
+        handlers = _handlers(gt, api, names, entry_list, macros, ref_lines, hres, warnings)
+    return Inventory(str(root), api, tuple(entry_list), tuple(handlers),
+                     tuple(sorted(set(warnings), key=lambda w: (w.file, w.detail))))
+
+
+def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> list[Handler]:
+    texts: dict[str, list[str]] = {}
+    defs: dict[str, list[Definition]] = collections.defaultdict(list)
+    protos: set[tuple[str, int]] = set()
+    for r in hres.records:
+        if r["kind"] == "definition":
+            try:
+                defs[r["handler"]].append(_definition(gt, r, texts))
+            except ValueError:
+                warnings.append(FileWarning(r["file"], "parse",
+                                            f"no body found for {r['handler']} at line {r['line']}"))
+        elif r["kind"] == "prototype":
+            protos.add((r["file"], r["line"]))
+    entry_at = {(e.file, e.line) for e in entries}
+    bad_lines = {(f, n) for f, n, _ in ref_lines
+                 for lo, hi in hres.bad_regions.get(f, []) if lo <= n <= hi}
+    macro_at = {(m.file, m.line) for m in macros}
+    out = []
+    for name in names:
+        ds = tuple(sorted(set(defs.get(name, [])), key=lambda d: (d.file, d.line)))
+        fops = tuple(e for e in entries if e.handler == name)
+        def_at = {(d.file, d.line) for d in ds}
+        refs = []
+        for f, n, text in ref_lines:
+            if not re.search(rf"\b{re.escape(name)}\b", text) or (f, n) in def_at \
+                    or (f, n) in entry_at:
+                continue
+            if (f, n) in protos:
+                kind = "prototype"
+            elif any(mf == f and ml <= n <= ml + 40 for mf, ml in macro_at) and text.rstrip().endswith("\\"):
+                kind = "fops-macro"
+            else:
+                kind = _ref_kind(text, name)
+            if kind == "comment":
+                continue
+            refs.append(Reference(f, n, kind, text.strip()))
+        h = _classify(gt, api, name, ds, fops, tuple(refs), texts, bad_lines)
+        if "spatch could not parse its definition" in h.notes:
+            warnings.append(FileWarning(h.reason.file, "parse", f"spatch could not parse the "
+                                        f"definition of {name} at line {h.reason.line}"))
+        out.append(h)
+    return out
+
+
+def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
+    exported = any(r.kind == "export" for r in refs)
+    linkage = "exported" if exported else ("static" if ds and all(d.static for d in ds) else "global")
+    if not ds:
+        where = fops[0]
+        why = "no definition with (struct file *, struct vm_area_struct *) found"
+        unparsed = [r for r in refs if r.kind == "call" and (r.file, r.line) in bad_lines]
+        if unparsed:
+            where = unparsed[0]
+            why = "spatch could not parse its definition"
+        return Handler(name, Klass.UNCLEAR, Site(where.file, where.line, f".mmap = {name}"
+                                                 if not unparsed else where.text),
+                       ds, fops, refs, linkage, (why,))
+    verdicts = []
+    for d in ds:
+        lines = texts.get(d.file) or (gt.path / d.file).read_text(errors="replace").splitlines()
+        texts[d.file] = lines
+        open_line, end, _ = function_span(lines, d.line)
+        src = "\n".join(lines[open_line - 1:end])
+        body = Body(src[src.index("{"):], open_line, d.vma_param, d.file_param)
+        verdicts.append((classify_body(body, d.file, api), body))
+    order = [Klass.FORWARDER, Klass.NEEDS_VMA, Klass.UNCLEAR, Klass.ACTION, Klass.FIELDS]
+    verdict, body = min(verdicts, key=lambda vb: order.index(vb[0].klass))
+    klass, site, notes = verdict.klass, verdict.site, list(verdict.notes)
+    if klass in (Klass.FIELDS, Klass.ACTION):
+        only_wraps = _only_wraps_library(body)
+        other_files = sorted({e.file for e in fops} - {d.file for d in ds})
+        if only_wraps:
+            klass, site = Klass.LIBRARY, Site(ds[0].file, ds[0].line, only_wraps)
+            notes.append("only wraps a library helper")
+        elif exported or other_files:
+            klass = Klass.LIBRARY
+            notes.append("shared helper: " + ("exported" if exported else
+                                               f"used by fops in {', '.join(other_files)}"))
+    if any(r.kind in ("call", "initialiser", "use") for r in refs):
+        notes.append("still used as an mmap function elsewhere: needs a twin")
+    return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes))
+
+
+def _only_wraps_library(body: Body) -> str | None:
+    """`return generic_file_mmap(file, vma);` as the whole body."""
+    t = [x.text for x in body.toks]
+    if len(t) == 10 and t[:2] == ["{", "return"] and t[2] in ("generic_file_mmap",
+                                                            "generic_file_readonly_mmap") \
+            and t[3:] == ["(", body.file, ",", body.vma, ")", ";", "}"]:
+        return body.text(1, 8)
+    return None
+
+
+def read_source(root: Path, f: str) -> str:
+    return strip_comments((root / f).read_text(errors="replace"))

@@ -1,0 +1,147 @@
+"""Plain data passed between the pipeline stages.
+
+Every record is a frozen dataclass that serialises to JSON as it is
+(`to_json`), so `scan --json`, the report and the series all read the same
+fields a reviewer asks about: file, line, handler, class, reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+
+
+class Klass(str, enum.Enum):
+    """How a handler can move to the new hook under one API generation."""
+
+    LIBRARY = "library"        # shared helper used by other files' fops, or only wraps one
+    FIELDS = "fields"          # only desc-equivalent field work
+    ACTION = "action"          # fields plus one trailing mapping call (G3 only)
+    FORWARDER = "forwarder"    # forwards to another file's mmap
+    NEEDS_VMA = "needs-vma"    # uses the vma in a way the desc cannot express
+    UNCLEAR = "unclear"        # mmconvert could not decide (no definition, macro body...)
+
+    @property
+    def convertible(self) -> bool:
+        return self in (Klass.LIBRARY, Klass.FIELDS, Klass.ACTION)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A place in the tree, with the expression that decided something."""
+
+    file: str
+    line: int
+    expression: str = ""
+
+
+@dataclass(frozen=True)
+class FopsEntry:
+    """One `struct file_operations` initialiser entry that sets `.mmap`."""
+
+    file: str
+    line: int
+    fops: str                  # variable name, "(compound literal)" for those
+    handler: str | None        # None for `.mmap = NULL`
+    form: str                  # literal | array | compound | macro
+    macro: str | None = None   # DEFINE_DRM_GEM_FOPS, DRM_GEM_FOPS, ...
+
+
+@dataclass(frozen=True)
+class Definition:
+    file: str
+    line: int                  # line of the function name
+    end_line: int              # line of the closing brace
+    file_param: str
+    vma_param: str
+    static: bool
+    condition: str = ""        # innermost #if/#ifdef around it, if any
+
+
+@dataclass(frozen=True)
+class Reference:
+    file: str
+    line: int
+    kind: str                  # prototype | export | call | fops-macro | kernel-doc | define | use
+    text: str
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    klass: Klass
+    reason: Site
+    definitions: tuple[Definition, ...]
+    fops: tuple[FopsEntry, ...]
+    references: tuple[Reference, ...] = ()
+    linkage: str = "static"    # static | global | exported
+    notes: tuple[str, ...] = ()
+
+    @property
+    def subsystem_file(self) -> str:
+        """The file a series groups this handler by: its definition."""
+        if self.definitions:
+            return self.definitions[0].file
+        return self.fops[0].file
+
+
+@dataclass(frozen=True)
+class FileWarning:
+    """A file mmconvert could not process, reported by name."""
+
+    file: str
+    problem: str               # parse | timeout | missing
+    detail: str
+
+
+@dataclass(frozen=True)
+class ApiFacts:
+    """What the converter needs to know of one API generation."""
+
+    generation: str            # none | proto | prepare-6.16 | prepare-7
+    source: str                # "tree" (read from headers) or "named" (--api)
+    hook: str = ""             # mmap_proto | mmap_prepare
+    suffix: str = ""           # _proto | _prepare
+    desc_type: str = ""        # struct vma_proto | struct vm_area_desc
+    fields: dict[str, str] = field(default_factory=dict)  # role -> field name
+    flag_style: str = ""       # word | bitmap
+    actions: tuple[str, ...] = ()          # mmap_action_* helpers present
+    library_helpers: tuple[str, ...] = ()  # generic_file_mmap_prepare, ...
+    size_helpers: tuple[str, ...] = ()     # vma_desc_size, vma_desc_pages
+    has_vfs_mmap: bool = False
+    has_call_mmap: bool = False
+    has_can_mmap_file: bool = False
+    has_set_anonymous: bool = False
+
+    @property
+    def has_hook(self) -> bool:
+        return bool(self.hook)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    tree: str
+    api: ApiFacts
+    entries: tuple[FopsEntry, ...]
+    handlers: tuple[Handler, ...]
+    warnings: tuple[FileWarning, ...] = ()
+
+    def handler(self, name: str) -> Handler:
+        for h in self.handlers:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def to_json(obj):
+    """Dataclasses, enums and tuples as plain JSON values."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_json(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,233 @@
+"""Generating and running semantic patches.
+
+Templates in cocci/ are rendered with Jinja from the API facts.  spatch runs
+once per stage over exactly the candidate files: they are linked into a
+scratch directory that is given to `--dir`, so one process with `--jobs`
+handles them in parallel (passing files on the command line would make
+spatch treat them as one group).  Results are cached per file, keyed by the
+file's content id, the rendered rule and the spatch version.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from .errors import SpatchError, ToolMissing
+from .model import FileWarning
+
+log = logging.getLogger("mmconvert")
+
+COCCI_DIR = Path(__file__).resolve().parent.parent / "cocci"
+RECORD = "MMCONVERT "
+DEFAULT_TIMEOUT = 200  # the kernel's .cocciconfig
+
+
+def spatch_program() -> str:
+    prog = os.environ.get("MMCONVERT_SPATCH", "spatch")
+    found = shutil.which(prog)
+    if not found:
+        raise ToolMissing(f"spatch not found ({prog}): install Debian's coccinelle package "
+                          "(apt-get install coccinelle) or set MMCONVERT_SPATCH")
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def spatch_version(prog: str) -> str:
+    out = subprocess.run([prog, "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(COCCI_DIR)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def render(template: str, **ctx) -> str:
+    """A semantic patch from cocci/<template>.cocci.j2."""
+    return _env().get_template(f"{template}.cocci.j2").render(**ctx)
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass
+class Result:
+    """What one spatch pass found: per-file records and diffs, and the files
+    (or line ranges of files) it could not process."""
+
+    records: list[dict] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)
+    bad_regions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    warnings: list[FileWarning] = field(default_factory=list)
+    cached: int = 0
+    processed: int = 0
+
+
+class Cache:
+    """Per-file spatch results under the user's cache directory (never in
+    the work tree): one JSON file per (rule, spatch version, content)."""
+
+    def __init__(self, root: Path | None = None):
+        base = os.environ.get("MMCONVERT_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmconvert")
+        self.root = Path(root or base) / "results"
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: dict) -> None:
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(json.dumps(value))
+        tmp.replace(p)
+
+
+_FILE_ERR = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), column')
+_BADCOUNT = re.compile(r"^badcount: (\d+)")
+_TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\.[ch])\b")
+
+
+def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | None = None,
+        patch: bool = False, jobs: int | None = None, timeout: int = DEFAULT_TIMEOUT,
+        cache: Cache | None = None, progress=None, label: str = "spatch") -> Result:
+    """Apply `cocci` to `files` (relative to `root`).
+
+    Report-mode rules print `MMCONVERT {json}` lines from their python
+    scripts; patch-mode runs also return a unified diff per changed file.
+    """
+    prog = spatch_program()
+    result = Result()
+    macros = (COCCI_DIR / "kernel-macros.h").read_text()
+    rule_key = hashlib.sha256(
+        f"{spatch_version(prog)}\0{patch}\0{macros}\0{cocci}".encode()).hexdigest()
+    todo: list[str] = []
+    keys: dict[str, str] = {}
+    for f in files:
+        if cache is not None and blob_ids and f in blob_ids:
+            keys[f] = hashlib.sha256(f"{rule_key}\0{f}\0{blob_ids[f]}".encode()).hexdigest()
+            hit = cache.get(keys[f])
+            if hit is not None:
+                _merge(result, f, hit)
+                result.cached += 1
+                continue
+        todo.append(f)
+    if not todo:
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="mmconvert-spatch-") as tmp:
+        farm = Path(tmp) / "tree"
+        for f in todo:
+            link = farm / f
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(root / f)
+        sp = Path(tmp) / "rule.cocci"
+        sp.write_text(cocci)
+        cmd = [prog, "--cocci-file", str(sp), "--no-includes", "--dir", str(farm),
+               "--jobs", str(jobs or default_jobs()), "--chunksize", "1",
+               "--timeout", str(timeout), "--verbose-parsing", "--quiet",
+               "--macro-file", str(COCCI_DIR / "kernel-macros.h")]
+        if not patch:
+            cmd += ["-D", "report"]
+        log.debug("%s: %s (%d files)", label, " ".join(cmd), len(todo))
+        if progress:
+            progress(label, 0, len(todo))
+        p = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if progress:
+            progress(label, len(todo), len(todo))
+        if p.returncode != 0 and not p.stdout:
+            first = next((ln for ln in p.stderr.splitlines() if "rror" in ln), p.stderr.strip())
+            raise SpatchError(f"spatch failed on the rendered rule: {first[:200]}")
+        prefix = str(farm) + "/"
+        per_file: dict[str, dict] = {f: {"records": [], "diff": "", "bad": [], "timeout": ""}
+                                     for f in todo}
+        _parse_stdout(p.stdout, prefix, per_file)
+        _parse_stderr(p.stderr, prefix, per_file)
+        result.processed = len(todo)
+        for f in todo:
+            _merge(result, f, per_file[f])
+            if cache is not None and f in keys and not per_file[f]["timeout"]:
+                cache.put(keys[f], per_file[f])
+    return result
+
+
+def _parse_stdout(out: str, prefix: str, per_file: dict[str, dict]) -> None:
+    diff_lines: list[str] = []
+    for line in out.splitlines(keepends=True):
+        if line.startswith(RECORD):
+            rec = json.loads(line[len(RECORD):])
+            rec["file"] = rec["file"].removeprefix(prefix)
+            if rec["file"] in per_file:
+                per_file[rec["file"]]["records"].append(rec)
+        elif line.startswith("diff = "):
+            continue
+        else:
+            diff_lines.append(line)
+    # Split the diff by file: spatch names them a/<path> and b/<path>
+    # relative to --dir.
+    current = None
+    for line in diff_lines:
+        if line.startswith("diff -u -p "):
+            current = None
+            continue
+        m = re.match(r"^--- a/(\S+)", line)
+        if m and m.group(1) in per_file:
+            current = m.group(1)
+            per_file[current]["diff"] += f"--- a/{current}\n"
+            continue
+        if current is None:
+            continue
+        if line.startswith("+++ "):
+            per_file[current]["diff"] += f"+++ b/{current}\n"
+        else:
+            per_file[current]["diff"] += line
+
+
+def _parse_stderr(err: str, prefix: str, per_file: dict[str, dict]) -> None:
+    last = None
+    for line in err.splitlines():
+        m = _FILE_ERR.search(line)
+        if m:
+            last = (m.group("path").removeprefix(prefix), int(m.group("line")))
+            continue
+        m = _BADCOUNT.match(line)
+        if m and last and last[0] in per_file:
+            n = int(m.group(1))
+            per_file[last[0]]["bad"].append((max(1, last[1] - n), last[1] + n))
+            last = None
+            continue
+        if "imeout" in line:
+            for f in per_file:
+                if prefix + f in line or f" {f}" in line:
+                    per_file[f]["timeout"] = line.strip()
+
+
+def _merge(result: Result, f: str, data: dict) -> None:
+    result.records.extend(data["records"])
+    if data["diff"]:
+        result.diffs[f] = data["diff"]
+    if data["bad"]:
+        result.bad_regions[f] = [tuple(r) for r in data["bad"]]
+    if data.get("timeout"):
+        result.warnings.append(FileWarning(f, "timeout", data["timeout"]))

@@ -145,3 +145,46 @@ def to_json(obj):
     if isinstance(obj, dict):
         return {k: to_json(v) for k, v in obj.items()}
     return obj
+
+
+@dataclass(frozen=True)
+class Change:
+    """One unit of edits that travels together in a series: a forwarder
+    fix, a library twin, or a handler conversion with its twins, header
+    prototypes and every fops that names it."""
+
+    stage: str                      # forwarders | library | conversion
+    title: str                      # e.g. "convert foo_mmap() to .mmap_prepare"
+    handlers: tuple[str, ...]       # handler or forwarder function names
+    files: tuple[str, ...]
+    diff: str                       # unified diff (a/ b/ paths) against the tree as the
+                                    # previous stages left it; applies with `git apply`
+    details: tuple[dict, ...] = ()  # facts for the changelog templates, one per handler/site
+
+
+@dataclass(frozen=True)
+class ForwarderSite:
+    """A place that forwards mmap to another file, tests for the hook, or
+    prints it."""
+
+    file: str
+    line: int
+    function: str
+    kind: str          # forward | presence-guard | presence-can-map | diagnostic
+    expression: str
+    state: str         # safe | needs-bailout | handled | rewrite | core
+    core: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one run decided, in series order."""
+
+    api: ApiFacts
+    inventory: Inventory
+    forwarders: tuple[ForwarderSite, ...]
+    changes: tuple[Change, ...]     # forwarders, then library, then conversion
+    skipped: tuple[Handler, ...]
+    warnings: tuple[FileWarning, ...]
+    cocci: tuple[tuple[str, str], ...] = ()   # (template name, rendered semantic patch)

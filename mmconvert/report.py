@@ -1,0 +1,576 @@
+"""`mmconvert report`: the state of a tree-wide conversion on one page.
+
+The report reads the inventory (`scan`), the forwarders and presence checks
+(`forwarders`, when that stage is installed) and the diffs `convert` would
+make (when that stage is installed), groups handlers by MAINTAINERS section
+and renders templates/report.html.j2 (one self-contained file: inline CSS,
+inline JavaScript that only adds filtering and sorting) and
+templates/report.md.j2 (the same content for a mailing-list post or a
+tracking issue).  Nothing here writes to the tree.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import jinja2
+import typer
+
+from . import __version__, spatch
+from .errors import UsageError
+from .gitrepo import GitTree
+from .model import (ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Klass,
+                    Site)
+from .textout import CLASS_ORDER, subsystem_of
+from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
+
+log = logging.getLogger("mmconvert")
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+# Forwarder states in the order a reviewer reads them: what still needs work first.
+FORWARDER_STATES = ("needs-bailout", "rewrite", "handled", "safe", "core")
+
+
+# -- MAINTAINERS ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Section:
+    """One MAINTAINERS section, with what the report shows of it."""
+
+    name: str
+    maintainers: tuple[str, ...] = ()   # M:
+    reviewers: tuple[str, ...] = ()     # R:
+    lists: tuple[str, ...] = ()         # L:
+    status: str = ""                    # S:
+    files: tuple[str, ...] = ()         # F:
+    excludes: tuple[str, ...] = ()      # X:
+    regexes: tuple[str, ...] = ()       # N:
+
+
+def parse_maintainers(text: str) -> list[Section]:
+    """The sections of a MAINTAINERS file (the preamble has no F: lines
+    and is dropped)."""
+    sections: list[Section] = []
+    name: str | None = None
+    tags: dict[str, list[str]] = collections.defaultdict(list)
+
+    def flush():
+        if name and (tags.get("F") or tags.get("N")):
+            sections.append(Section(
+                name=name or "", maintainers=tuple(tags["M"]), reviewers=tuple(tags["R"]),
+                lists=tuple(tags["L"]), status=(tags["S"] or [""])[0], files=tuple(tags["F"]),
+                excludes=tuple(tags["X"]), regexes=tuple(tags["N"])))
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        m = re.match(r"^([A-Z]):\s*(.*)$", line)
+        if m and name is not None:
+            tags[m.group(1)].append(m.group(2).strip())
+        elif not line.strip():
+            flush()
+            name, tags = None, collections.defaultdict(list)
+        elif not raw[:1].isspace() and not m:
+            flush()
+            name, tags = line.strip(), collections.defaultdict(list)
+    flush()
+    return sections
+
+
+def _glob_regex(pattern: str) -> str:
+    """get_maintainer.pl's reading of an F:/X: pattern."""
+    return re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+
+
+class MaintainersIndex:
+    """The most specific section whose F: patterns cover a file, decided as
+    scripts/get_maintainer.pl does: a directory pattern covers everything
+    below it, a file pattern only its own directory level; deeper patterns
+    win, N: regexes are the least specific."""
+
+    def __init__(self, sections: list[Section], root: Path | None = None):
+        self.sections = sections
+        self._compiled = []
+        for s in sections:
+            pats = []
+            for p in s.files:
+                if root is not None and not p.endswith("/") and "*" not in p \
+                        and (root / p).is_dir():
+                    p += "/"
+                pats.append((p, re.compile(_glob_regex(p))))
+            excl = []
+            for p in s.excludes:
+                if root is not None and not p.endswith("/") and (root / p).is_dir():
+                    p += "/"
+                excl.append((p, re.compile(_glob_regex(p))))
+            regs = []
+            for r in s.regexes:
+                try:
+                    regs.append(re.compile(r, re.X))
+                except re.error:
+                    pass
+            self._compiled.append((s, pats, excl, regs))
+
+    @staticmethod
+    def _covers(path: str, pattern: str, rx: re.Pattern) -> bool:
+        if not rx.match(path):
+            return False
+        return pattern.endswith("/") or path.count("/") == pattern.count("/")
+
+    @lru_cache(maxsize=None)
+    def section_for(self, path: str) -> Section | None:
+        best: tuple[int, int, int] | None = None
+        found: Section | None = None
+        for i, (s, pats, excl, regs) in enumerate(self._compiled):
+            if any(self._covers(path, p, rx) for p, rx in excl):
+                continue
+            depth = None
+            for p, rx in pats:
+                if self._covers(path, p, rx):
+                    d = -1 if p.startswith("*") else p.count("/") + (0 if p.endswith("/") else 1)
+                    if depth is None or d > depth[0]:
+                        depth = (d, len(p))
+            if depth is None and any(r.search(path) for r in regs):
+                depth = (0, 0)
+            if depth is None:
+                continue
+            key = (depth[0], depth[1], -i)
+            if best is None or key > best:
+                best, found = key, s
+        return found
+
+
+def _section_lookup(root: Path):
+    """A function path -> Section | None for the tree, or None without a
+    MAINTAINERS file.  Uses mmconvert.maintainers when that module offers a
+    lookup; else the minimal reader above."""
+    shared = _shared_maintainers(root)
+    if shared is not None:
+        return shared
+    mfile = root / "MAINTAINERS"
+    if not mfile.is_file():
+        return None
+    index = MaintainersIndex(parse_maintainers(mfile.read_text(errors="replace")), root)
+    return index.section_for
+
+
+def _shared_maintainers(root: Path):
+    """The series' own MAINTAINERS reader (mmconvert/maintainers.py), adapted
+    to Section, when it is installed and has a usable lookup."""
+    if importlib.util.find_spec("mmconvert.maintainers") is None:
+        return None
+    return None
+
+
+# -- the report's data ---------------------------------------------------
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str        # meta | hunk | add | del | ctx
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """The line holding the deciding expression, split around it."""
+
+    line: int
+    before: str = ""
+    match: str = ""
+    after: str = ""
+    found: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """One handler as the report shows it."""
+
+    handler: Handler
+    klass: str
+    subsystem: str
+    location: Site                 # the definition (or the first fops)
+    code: Code
+    status: str                    # ready | skipped | forwarder | needs-vma | unclear
+    diff: tuple[DiffLine, ...] = ()
+    diff_text: str = ""
+    diff_with: tuple[str, ...] = ()   # other handlers in the same change
+    diff_stage: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    @property
+    def convertible(self) -> bool:
+        return self.handler.klass.convertible
+
+
+@dataclass(frozen=True)
+class SubsystemRow:
+    name: str
+    section: Section | None
+    counts: dict[str, int]
+    total: int
+    convertible: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForwarderRow:
+    site: ForwarderSite
+    code: Code
+    subsystem: str
+    diff: tuple[DiffLine, ...] = ()
+    diff_text: str = ""
+
+
+@dataclass
+class Report:
+    tree: str
+    tree_name: str
+    commit: str
+    api: ApiFacts
+    version: str
+    inventory: Inventory
+    classes: list[str]
+    convertible_classes: list[str]
+    counts: dict[str, int]
+    total: int
+    convertible: int
+    waiting: int
+    entries: int
+    null_entries: int
+    macro_entries: int
+    rows: list[Row]
+    subsystems: list[SubsystemRow]
+    maintainers_source: str          # maintainers.py | report.py | none
+    forwarders: Optional[list[ForwarderRow]]   # None: not computed
+    forwarder_counts: dict[str, int]
+    forwarders_problem: str          # why forwarders were not computed
+    diffs_computed: bool
+    diffs_problem: str
+    diff_count: int
+    warnings: list[FileWarning] = field(default_factory=list)
+    other_changes: list[Change] = field(default_factory=list)  # library stage without a row
+
+
+def diff_lines(diff: str) -> tuple[DiffLine, ...]:
+    out = []
+    in_header = False
+    for line in diff.splitlines():
+        if line.startswith("diff --git"):
+            in_header = True
+            out.append(DiffLine("meta", line))
+            continue
+        if line.startswith("@@"):
+            in_header = False
+            out.append(DiffLine("hunk", line))
+        elif in_header:
+            out.append(DiffLine("meta", line))
+        elif line.startswith("+"):
+            out.append(DiffLine("add", line))
+        elif line.startswith("-"):
+            out.append(DiffLine("del", line))
+        else:
+            out.append(DiffLine("ctx", line))
+    return tuple(out)
+
+
+class _Sources:
+    """Lines of the tree's files, read once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._files: dict[str, list[str]] = {}
+
+    def line(self, path: str, n: int) -> str:
+        if path not in self._files:
+            try:
+                self._files[path] = (self.root / path).read_text(errors="replace").splitlines()
+            except OSError:
+                self._files[path] = []
+        lines = self._files[path]
+        return lines[n - 1] if 0 < n <= len(lines) else ""
+
+    def code(self, site: Site | ForwarderSite) -> Code:
+        text = self.line(site.file, site.line).rstrip().expandtabs(8)
+        expr = (site.expression or "").strip()
+        # Keep the indentation relative: drop what every line shares.
+        text = text.strip()
+        if expr:
+            i = text.find(expr)
+            if i < 0:
+                # The expression may be written with other spacing.
+                rx = r"\s*".join(re.escape(c) for c in re.sub(r"\s+", "", expr))
+                m = re.search(rx, text)
+                if m:
+                    return Code(site.line, text[:m.start()], text[m.start():m.end()],
+                                text[m.end():], True)
+            else:
+                return Code(site.line, text[:i], expr, text[i + len(expr):], True)
+        return Code(site.line, text, "", "", False)
+
+
+def _status(h: Handler, skipped: set[str]) -> str:
+    if h.klass.convertible:
+        return "skipped" if h.name in skipped else "ready"
+    return h.klass.value
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _find_forwarders(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache,
+                     progress) -> tuple[Optional[tuple[ForwarderSite, ...]], str]:
+    if not _module_available("mmconvert.forwarders"):
+        return None, "missing"
+    mod = importlib.import_module("mmconvert.forwarders")
+    find = getattr(mod, "find", None)
+    if find is None:
+        return None, "missing"
+    return tuple(find(gt, api, inv, include_core=True)), ""
+
+
+def _plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache, progress):
+    if not _module_available("mmconvert.convert"):
+        return None, "missing"
+    mod = importlib.import_module("mmconvert.convert")
+    plan = getattr(mod, "plan", None)
+    if plan is None:
+        return None, "missing"
+    return plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache, progress=progress), ""
+
+
+def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
+          forwarders: Optional[tuple[ForwarderSite, ...]] = None, forwarders_problem: str = "",
+          changes: Optional[list[Change]] = None, skipped: tuple[Handler, ...] = (),
+          diffs_problem: str = "", warnings: tuple[FileWarning, ...] = ()) -> Report:
+    """The report's data from what the stages computed (None: not computed)."""
+    root = gt.path
+    src = _Sources(root)
+    lookup = _section_lookup(root)
+    if lookup is None:
+        maint_source = "none"
+    elif _shared_maintainers(root) is not None:
+        maint_source = "maintainers.py"
+    else:
+        maint_source = "report.py"
+
+    def section_of(path: str) -> tuple[str, Section | None]:
+        s = lookup(path) if lookup else None
+        return (s.name, s) if s else (subsystem_of(path), None)
+
+    change_of: dict[str, Change] = {}
+    for ch in changes or ():
+        for name in ch.handlers:
+            change_of.setdefault(name, ch)
+    skipped_names = {h.name for h in skipped}
+    rows: list[Row] = []
+    sections: dict[str, Section | None] = {}
+    for h in inv.handlers:
+        loc_src = h.definitions[0] if h.definitions else h.fops[0]
+        sub, sec = section_of(h.subsystem_file)
+        sections[sub] = sec
+        ch = change_of.get(h.name)
+        rows.append(Row(
+            handler=h, klass=h.klass.value, subsystem=sub,
+            location=Site(loc_src.file, loc_src.line), code=src.code(h.reason),
+            status=_status(h, skipped_names),
+            diff=diff_lines(ch.diff) if ch and ch.diff else (),
+            diff_text=ch.diff if ch else "",
+            diff_with=tuple(n for n in ch.handlers if n != h.name) if ch else (),
+            diff_stage=ch.stage if ch else ""))
+    order = {k.value: i for i, k in enumerate(CLASS_ORDER)}
+    rows.sort(key=lambda r: (order[r.klass], r.subsystem, r.location.file, r.name))
+
+    counts = {k.value: 0 for k in CLASS_ORDER}
+    for r in rows:
+        counts[r.klass] += 1
+    by_sub: dict[str, list[Row]] = collections.defaultdict(list)
+    for r in rows:
+        by_sub[r.subsystem].append(r)
+    subsystems = []
+    for name, rs in by_sub.items():
+        c = {k.value: 0 for k in CLASS_ORDER}
+        for r in rs:
+            c[r.klass] += 1
+        subsystems.append(SubsystemRow(
+            name=name, section=sections.get(name), counts=c, total=len(rs),
+            convertible=sum(1 for r in rs if r.convertible),
+            files=tuple(sorted({r.location.file for r in rs}))))
+    subsystems.sort(key=lambda s: (-s.total, s.name))
+
+    fwd_rows = None
+    fwd_counts: dict[str, int] = {}
+    if forwarders is not None:
+        fwd_rows = []
+        for f in forwarders:
+            ch = change_of.get(f.function) if f.state in ("needs-bailout", "rewrite") else None
+            fwd_rows.append(ForwarderRow(
+                site=f, code=src.code(f), subsystem=section_of(f.file)[0],
+                diff=diff_lines(ch.diff) if ch and ch.diff else (),
+                diff_text=ch.diff if ch else ""))
+        state_order = {s: i for i, s in enumerate(FORWARDER_STATES)}
+        fwd_rows.sort(key=lambda r: (state_order.get(r.site.state, 99), r.site.file,
+                                     r.site.line))
+        for s in FORWARDER_STATES:
+            fwd_counts[s] = sum(1 for r in fwd_rows if r.site.state == s)
+        for r in fwd_rows:
+            if r.site.state not in fwd_counts:
+                fwd_counts[r.site.state] = sum(1 for x in fwd_rows if x.site.state == r.site.state)
+
+    shown = {n for r in rows if r.diff for n in (r.name,)} | \
+            {r.site.function for r in (fwd_rows or []) if r.diff}
+    other = [ch for ch in (changes or ()) if ch.diff and not any(n in shown for n in ch.handlers)]
+
+    convertible = sum(1 for r in rows if r.convertible)
+    return Report(
+        tree=inv.tree, tree_name=root.name, commit=gt.short(gt.head()), api=api,
+        version=__version__, inventory=inv,
+        classes=[k.value for k in CLASS_ORDER],
+        convertible_classes=[k.value for k in CLASS_ORDER if k.convertible],
+        counts=counts, total=len(rows), convertible=convertible,
+        waiting=len(rows) - convertible,
+        entries=len(inv.entries),
+        null_entries=sum(1 for e in inv.entries if e.handler is None),
+        macro_entries=sum(1 for e in inv.entries if e.form == "macro"),
+        rows=rows, subsystems=subsystems, maintainers_source=maint_source,
+        forwarders=fwd_rows, forwarder_counts=fwd_counts, forwarders_problem=forwarders_problem,
+        diffs_computed=changes is not None, diffs_problem=diffs_problem,
+        diff_count=sum(1 for r in rows if r.diff),
+        warnings=list(inv.warnings) + [w for w in warnings if w not in inv.warnings],
+        other_changes=other)
+
+
+def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
+            timeout: int = spatch.DEFAULT_TIMEOUT, diffs: bool = True,
+            progress=None) -> Report:
+    """Run the stages the report needs on the tree (read only) and build it."""
+    from .inventory import scan
+    from .tree import open_tree, resolve
+
+    gt = open_tree(tree)
+    api = resolve(tree, api_name)
+    cache = spatch.Cache()
+    inv = scan(gt, api, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
+    fwd, fwd_problem = _find_forwarders(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
+                                        progress=progress)
+    changes = None
+    skipped: tuple[Handler, ...] = ()
+    warnings: tuple[FileWarning, ...] = ()
+    diffs_problem = "disabled"
+    if diffs:
+        planned, diffs_problem = _plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
+                                       progress=progress)
+        if planned is not None:
+            ch, sk, warns, _cocci = planned
+            changes, skipped, warnings = list(ch), tuple(sk), tuple(warns)
+    return build(gt, api, inv, forwarders=fwd, forwarders_problem=fwd_problem,
+                 changes=changes, skipped=skipped, diffs_problem=diffs_problem,
+                 warnings=warnings)
+
+
+# -- rendering -----------------------------------------------------------
+
+def _md_cell(value) -> str:
+    """Text that stays inside one markdown table cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_code(value) -> str:
+    """An inline code span that survives backticks and table pipes."""
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    if not text:
+        return ""
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _person(value: str) -> dict[str, str]:
+    """'Name <addr>' as its parts (a bare address is its own name)."""
+    m = re.match(r"^\s*(.*?)\s*<([^>]+)>\s*$", str(value))
+    if m:
+        return {"name": m.group(1).strip('"') or m.group(2), "email": m.group(2)}
+    text = str(value).strip()
+    return {"name": text, "email": text if "@" in text and " " not in text else ""}
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-") or "x"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True)
+    env.filters["md_cell"] = _md_cell
+    env.filters["md_code"] = _md_code
+    env.filters["slug"] = _slug
+    env.filters["person"] = _person
+    env.filters["difflines"] = diff_lines
+    return env
+
+
+def render_html(report: Report) -> str:
+    return _env().get_template("report.html.j2").render(r=report)
+
+
+def render_markdown(report: Report) -> str:
+    return _env().get_template("report.md.j2").render(r=report)
+
+
+def write_report(report: Report, html: Path | None, markdown: Path | None) -> list[Path]:
+    written = []
+    for path, render in ((html, render_html), (markdown, render_markdown)):
+        if path is None:
+            continue
+        text = render(report)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"{path}: cannot write the report: {e.strerror or e}")
+        written.append(path)
+    return written
+
+
+# -- the command ---------------------------------------------------------
+
+def report_command(
+        tree: Path = typer.Argument(..., help="kernel checkout (only read)"),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE.html",
+                                              help="write the HTML report here"),
+        markdown: Optional[Path] = typer.Option(None, "--markdown", metavar="FILE.md",
+                                                help="also (or only) write it as markdown"),
+        api: str = ApiOpt,
+        diffs: bool = typer.Option(True, "--diffs/--no-diffs",
+                                   help="compute the diff of every convertible handler"),
+        jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
+    """Write the state of the conversion campaign as one HTML page (and markdown)."""
+    def go():
+        if output is None and markdown is None:
+            raise UsageError("say where to write the report: -o FILE.html and/or "
+                             "--markdown FILE.md")
+        rep = compute(tree, api, jobs=jobs, timeout=timeout, diffs=diffs, progress=progress)
+        return rep, write_report(rep, output, markdown)
+
+    rep, written = run(go)
+    for p in written:
+        log.info("%s: %d handlers, %d convertible now", p, rep.total, rep.convertible)

@@ -81,5 +81,8 @@ def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = Ap
 
 
 # -- stage commands: each stage module owns its command ------------------
+from .convert import convert_command  # noqa: E402
+
+app.command("convert")(convert_command)
 from .report import report_command  # noqa: E402
 app.command("report")(report_command)

@@ -61,7 +61,13 @@ def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
             texts[f] = (gt.path / f).read_text(errors="replace").splitlines()
         return texts[f]
 
-    frontier = [(f, n) for f, n, _ in gt.grep_lines([r"\.mmap\s*=\s*\w+.*\\$"])]
+    # A `.mmap =` line belongs to a macro when it or the line before it
+    # continues a #define (the last line of a macro has no backslash).
+    frontier = []
+    for f, n, text in gt.grep_lines([MMAP_INIT]):
+        lines = lines_of(f)
+        if text.rstrip().endswith("\\") or (n > 1 and lines[n - 2].rstrip().endswith("\\")):
+            frontier.append((f, n))
     names_done: set[str] = set()
     while frontier:
         nxt = []
@@ -83,7 +89,9 @@ def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
         new = [x for x in found if x not in names_done]
         names_done.update(new)
         if new:
-            nxt = [(f, n) for f, n, _ in gt.grep_lines([rf"\b({'|'.join(new)})\b.*\\$"])]
+            nxt = [(f, n) for f, n, text in gt.grep_lines([rf"\b({'|'.join(new)})\b"])
+                   if text.rstrip().endswith("\\")
+                   or (n > 1 and lines_of(f)[n - 2].rstrip().endswith("\\"))]
         frontier = nxt
     return sorted(found.values(), key=lambda m: m.name)
 
@@ -274,5 +282,27 @@ def _only_wraps_library(body: Body) -> str | None:
     return None
 
 
-def read_source(root: Path, f: str) -> str:
-    return strip_comments((root / f).read_text(errors="replace"))
+def locate(gt: GitTree, names: list[str], *, jobs=None, timeout=spatch.DEFAULT_TIMEOUT,
+           cache=None, progress=None) -> tuple[dict[str, list[Definition]], list[Reference]]:
+    """Definitions and prototypes of functions no fops names (the library
+    helpers that get twins)."""
+    if not names:
+        return {}, []
+    ref_lines = gt.grep_lines(names, fixed=True, words=True)
+    files = sorted({f for f, _, _ in ref_lines})
+    res = spatch.run(gt.path, spatch.render("find_handlers", handlers=names), files,
+                     blob_ids=gt.blob_ids(files), jobs=jobs, timeout=timeout, cache=cache,
+                     progress=progress, label="convert: library helpers")
+    texts: dict[str, list[str]] = {}
+    defs: dict[str, list[Definition]] = collections.defaultdict(list)
+    refs = []
+    for r in res.records:
+        if r["kind"] == "definition":
+            defs[r["handler"]].append(_definition(gt, r, texts))
+        elif r["kind"] == "prototype":
+            refs.append(Reference(r["file"], r["line"], "prototype", r["handler"]))
+    for f, n, text in ref_lines:
+        for name in names:
+            if re.match(rf"\s*EXPORT_SYMBOL\w*\(\s*{name}\s*\)", text):
+                refs.append(Reference(f, n, "export", name))
+    return dict(defs), refs

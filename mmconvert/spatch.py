@@ -32,6 +32,8 @@ log = logging.getLogger("mmconvert")
 COCCI_DIR = Path(__file__).resolve().parent.parent / "cocci"
 RECORD = "MMCONVERT "
 DEFAULT_TIMEOUT = 200  # the kernel's .cocciconfig
+# Part of every cache key: results depend on them as much as on the rule.
+FLAGS = ("--no-includes", "--include-headers")
 
 
 def spatch_program() -> str:
@@ -111,22 +113,29 @@ _TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\
 
 def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | None = None,
         patch: bool = False, jobs: int | None = None, timeout: int = DEFAULT_TIMEOUT,
-        cache: Cache | None = None, progress=None, label: str = "spatch") -> Result:
+        cache: Cache | None = None, progress=None, label: str = "spatch",
+        overrides: dict[str, str] | None = None) -> Result:
     """Apply `cocci` to `files` (relative to `root`).
 
     Report-mode rules print `MMCONVERT {json}` lines from their python
     scripts; patch-mode runs also return a unified diff per changed file.
+    `overrides` gives the text spatch sees for some files instead of the
+    tree's (the twins mmconvert inserts before converting them).
     """
+    overrides = overrides or {}
     prog = spatch_program()
     result = Result()
     macros = (COCCI_DIR / "kernel-macros.h").read_text()
     rule_key = hashlib.sha256(
-        f"{spatch_version(prog)}\0{patch}\0{macros}\0{cocci}".encode()).hexdigest()
+        f"{spatch_version(prog)}\0{' '.join(FLAGS)}\0{patch}\0{macros}\0{cocci}".encode()
+    ).hexdigest()
     todo: list[str] = []
     keys: dict[str, str] = {}
     for f in files:
-        if cache is not None and blob_ids and f in blob_ids:
-            keys[f] = hashlib.sha256(f"{rule_key}\0{f}\0{blob_ids[f]}".encode()).hexdigest()
+        content_id = (hashlib.sha256(overrides[f].encode()).hexdigest() if f in overrides
+                      else (blob_ids or {}).get(f))
+        if cache is not None and content_id:
+            keys[f] = hashlib.sha256(f"{rule_key}\0{f}\0{content_id}".encode()).hexdigest()
             hit = cache.get(keys[f])
             if hit is not None:
                 _merge(result, f, hit)
@@ -141,10 +150,13 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         for f in todo:
             link = farm / f
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(root / f)
+            if f in overrides:
+                link.write_text(overrides[f])
+            else:
+                link.symlink_to(root / f)
         sp = Path(tmp) / "rule.cocci"
         sp.write_text(cocci)
-        cmd = [prog, "--cocci-file", str(sp), "--no-includes", "--dir", str(farm),
+        cmd = [prog, "--cocci-file", str(sp), *FLAGS, "--dir", str(farm),
                "--jobs", str(jobs or default_jobs()), "--chunksize", "1",
                "--timeout", str(timeout), "--verbose-parsing", "--quiet",
                "--macro-file", str(COCCI_DIR / "kernel-macros.h")]

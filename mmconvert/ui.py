@@ -3,6 +3,7 @@ into one line and an exit status (the only place that does)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -37,3 +38,11 @@ def run(fn):
     except KeyboardInterrupt:
         print("mmconvert: interrupted; nothing was left behind", file=sys.stderr)
         raise typer.Exit(130)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as e:  # a bug: one line, the traceback with -d
+        if logging.getLogger("mmconvert").isEnabledFor(logging.DEBUG):
+            raise
+        print(f"mmconvert: internal error: {type(e).__name__}: {e} (run with -d for the "
+              "traceback)", file=sys.stderr)
+        raise typer.Exit(1)

@@ -1,0 +1,637 @@
+"""Conversion: rewrite the convertible handlers for one API generation.
+
+`plan()` reads the tree and returns the edits as `Change`s without touching
+it; `convert_command` applies them to the user's working tree.  The code
+changes are made by cocci/convert.cocci.j2; Python only inserts the twins
+spatch then converts, and afterwards mends what spatch cannot express:
+initialiser alignment, the blank line after declarations, kernel-doc
+names and #define aliases, all at positions the inventory reported.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import List, Optional
+
+import jinja2
+import typer
+import unidiff
+
+from . import spatch
+from .classify import MAPPING_CALLS, Body, function_span, strip_comments
+from .errors import TreeError
+from .gitrepo import GitTree
+from .inventory import locate, scan
+from .model import (ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass,
+                    Reference, to_json)
+from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
+
+LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
+TWIN = "__mmconvert_twin"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _prose(name: str, **ctx) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(name).render(**ctx).strip("\n")
+
+
+# -- editing text ----------------------------------------------------------
+
+def apply_diff(text: str, diff: str) -> str:
+    """The text a unified diff of one file turns `text` into."""
+    old = text.splitlines(keepends=True)
+    out: list[str] = []
+    pos = 0
+    for pf in unidiff.PatchSet(diff):
+        for h in pf:
+            start = h.source_start - 1 if h.source_length else h.source_start
+            out.extend(old[pos:start])
+            pos = start
+            for ln in h:
+                if ln.is_added:
+                    out.append(ln.value)
+                elif ln.is_removed:
+                    pos += 1
+                else:
+                    out.append(old[pos])
+                    pos += 1
+    out.extend(old[pos:])
+    return "".join(out)
+
+
+def make_diff(path: str, old: str, new: str) -> str:
+    if old == new:
+        return ""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 f"a/{path}", f"b/{path}", n=3)
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n"
+                   for ln in lines)
+
+
+def _def_start(lines: list[str], d: Definition) -> int:
+    """0-based index of the first line of a definition (`static int` may
+    stand on the line before the name)."""
+    i = d.line - 1
+    if re.match(rf"\s*{re.escape(_name_at(lines, d))}\s*\(", lines[i]) and i > 0:
+        return i - 1
+    return i
+
+
+def _name_at(lines: list[str], d: Definition) -> str:
+    m = re.search(r"(\w+)\s*\(", lines[d.line - 1])
+    return m.group(1) if m else ""
+
+
+def insert_twins(text: str, twins: list[tuple[str, list[Definition], list[int], list[int]]]
+                 ) -> str:
+    """For each (name, definitions, prototype lines) in one file: a copy of
+    each definition (with its EXPORT_SYMBOL line) and prototype named
+    `name__mmconvert_twin`, right after the original, for spatch to convert
+    while the original stays for its remaining users."""
+    lines = text.splitlines(keepends=True)
+    plain = [ln.rstrip("\n") for ln in lines]
+    inserts: list[tuple[int, list[str]]] = []
+    for name, defs, protos, exports in twins:
+        twin = name + TWIN
+        for d in defs:
+            start = _def_start(lines, d)
+            _, end, _ = function_span(plain, d.line)
+            body = lines[start:end]
+            after = end
+            extra: list[str] = []
+            if end < len(lines) and re.match(rf"\s*EXPORT_SYMBOL\w*\(\s*{name}\s*\)", lines[end]):
+                extra = [re.sub(rf"\b{name}\b", twin, lines[end])]
+                after = end + 1
+            copy = [re.sub(rf"\b{name}\b", twin, body[0])] + body[1:]
+            if d.line - 1 != start:
+                copy[1] = re.sub(rf"\b{name}\b", twin, copy[1])
+            inserts.append((after, ["\n", *copy, *extra]))
+        for n in protos:
+            j = n - 1
+            while j < len(lines) and ";" not in lines[j]:
+                j += 1
+            inserts.append((j + 1, [re.sub(rf"\b{name}\b", twin, ln) for ln in lines[n - 1:j + 1]]))
+        for n in exports:
+            if not any(at == n and new[-1:] and twin in new[-1] for at, new in inserts):
+                inserts.append((n, [re.sub(rf"\b{name}\b", twin, lines[n - 1])]))
+    for at, new in sorted(inserts, key=lambda x: -x[0]):
+        lines[at:at] = new
+    return "".join(lines)
+
+
+_DECL = re.compile(r"^\s*(?!return\b|goto\b|else\b|case\b)(?:[A-Za-z_]\w*[\s*]+)+\**[A-Za-z_]\w*"
+                   r"(?:\[[^]]*\])?\s*(?:=|;)")
+
+
+def _initialiser_eq_col(lines: list[str], i: int) -> tuple[int | None, bool]:
+    """The visual column of '=' in the initialiser lines around line i, and
+    whether they align with tabs."""
+    for j in list(range(i - 1, max(-1, i - 8), -1)) + list(range(i + 1, min(len(lines), i + 8))):
+        m = re.match(r"^(\s*\.\w+)(\s+)=", lines[j])
+        if m:
+            col = len(m.group(1).expandtabs(8) + m.group(2).expandtabs(8)) \
+                if "\t" not in m.group(2) else len((m.group(1) + m.group(2)).expandtabs(8))
+            return col, "\t" in m.group(2)
+    return None, False
+
+
+def realign_initialisers(text: str, hook: str) -> str:
+    """spatch prints a changed initialiser as `.x = y`; put the '=' back in
+    the column its neighbours use."""
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        m = re.match(rf"^(\s*\.{hook})\s*=\s*(.*)$", ln)
+        if not m:
+            continue
+        col, tabs = _initialiser_eq_col(lines, i)
+        head = m.group(1)
+        width = len(head.expandtabs(8))
+        if col is None or col <= width:
+            pad = " "
+        elif tabs:
+            pad, w = "", width
+            while w < col:
+                pad += "\t"
+                w = (w // 8 + 1) * 8
+        else:
+            pad = " " * (col - width)
+        lines[i] = f"{head}{pad}= {m.group(2)}"
+    return "\n".join(lines)
+
+
+def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
+    """spatch adds the file declaration to every #ifdef variant of a
+    handler; a variant that never used the file does not keep it."""
+    lines = text.split("\n")
+    var = re.match(r"struct file \*(\w+)", decl).group(1)
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == decl:
+            try:
+                start = max(j for j in range(i) if re.search(rf"\b{re.escape(name)}\s*\(", lines[j]))
+                _, end, _ = function_span(lines, start + 1)
+            except ValueError:
+                i += 1
+                continue
+            rest = strip_comments("\n".join(lines[i + 1:end]))
+            if not re.search(rf"(?<![.>\w]){re.escape(var)}\b", rest):
+                del lines[i]
+                if i < len(lines) and not lines[i].strip() and i > 0 and lines[i - 1].rstrip().endswith("{"):
+                    del lines[i]
+                continue
+        i += 1
+    return "\n".join(lines)
+
+
+def blank_after_file_decl(text: str, decl: str) -> str:
+    """The file declaration spatch adds may now be the only one: kernel
+    style wants a blank line between declarations and code."""
+    lines = text.split("\n")
+    out = []
+    for i, ln in enumerate(lines):
+        out.append(ln)
+        if ln.strip() == decl and i + 1 < len(lines):
+            nxt = lines[i + 1]
+            if nxt.strip() and not _DECL.match(nxt) and nxt.strip() != "}":
+                out.append("")
+    return "\n".join(out)
+
+
+def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
+    """`* old - ...` becomes `* new - ...`; the @file/@vma parameter lines
+    of that comment become one @desc line."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    in_doc = False
+    replaced = False
+    while i < len(lines):
+        ln = lines[i]
+        if re.match(rf"^\s*\*\s+{re.escape(old)}(\(\))?\s+-", ln):
+            ln = re.sub(rf"\b{re.escape(old)}\b", new, ln, count=1)
+            in_doc, replaced = True, False
+        elif in_doc and re.match(r"^\s*\*/", ln):
+            in_doc = False
+        elif in_doc and re.match(r"^\s*\*\s+@(\w+):", ln):
+            param = re.match(r"^\s*\*\s+@(\w+):", ln).group(1)
+            prefix = re.match(r"^(\s*\*\s+)", ln).group(1)
+            if param in ("file", "filp", "vma", "fp", "f", "area", "vm"):
+                # Drop continuation lines of this parameter's description.
+                while i + 1 < len(lines) and re.match(r"^\s*\*\s{2,}\S|^\s*\*\t\S", lines[i + 1]) \
+                        and not re.match(r"^\s*\*\s+@", lines[i + 1]):
+                    i += 1
+                if not replaced:
+                    out.append(prefix + desc_line)
+                    replaced = True
+                i += 1
+                continue
+        out.append(ln)
+        i += 1
+    return "\n".join(out)
+
+
+def rename_define_alias(text: str, line: int, old: str, new: str) -> str:
+    lines = text.split("\n")
+    if 0 < line <= len(lines) and re.match(r"\s*#\s*define\b", lines[line - 1]):
+        lines[line - 1] = re.sub(rf"\b{re.escape(old)}\b", new, lines[line - 1])
+    return "\n".join(lines)
+
+
+def leftover(text: str, new_name: str, vma: str) -> str | None:
+    """What of the old vma a converted function still uses, if anything."""
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        if re.search(rf"\b{re.escape(new_name)}\s*\(", ln) and "desc" in ln and not ln.rstrip().endswith(";"):
+            try:
+                open_line, end, _ = function_span(lines, i + 1)
+            except ValueError:
+                continue
+            body = strip_comments("\n".join(lines[open_line - 1:end]))
+            for m in re.finditer(rf"(?<![.>\w]){re.escape(vma)}\b", body):
+                return body[max(0, m.start() - 20):m.end() + 20].strip()
+    return None
+
+
+# -- planning -------------------------------------------------------------
+
+def _selected(inv: Inventory, only: tuple[str, ...]) -> list[Handler]:
+    hs = [h for h in inv.handlers if h.klass.convertible]
+    if only:
+        hs = [h for h in hs if any(h.subsystem_file.startswith(o.rstrip("/")) for o in only)]
+    return hs
+
+
+def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = (),
+         jobs=None, timeout=spatch.DEFAULT_TIMEOUT, cache=None, progress=None
+         ) -> tuple[list[Change], list[Handler], list[FileWarning], list[tuple[str, str]]]:
+    """The conversion of every convertible handler, as changes in series
+    order (library twins first), the handlers left alone, files not
+    processed, and the semantic patches used."""
+    selected = _selected(inv, tuple(only or ()))
+    skipped = [h for h in inv.handlers if not h.klass.convertible
+               and (not only or any(h.subsystem_file.startswith(o.rstrip("/")) for o in only))]
+    warnings: list[FileWarning] = []
+    for _ in range(3):
+        result = _plan_once(gt, api, selected, jobs=jobs, timeout=timeout, cache=cache,
+                            progress=progress)
+        failed = result["failed"]
+        warnings = result["warnings"]
+        if not failed:
+            break
+        # spatch could not finish these: leave them alone and say why.
+        keep = []
+        for h in selected:
+            if h.name in failed:
+                skipped.append(dataclasses.replace(
+                    h, klass=Klass.UNCLEAR,
+                    reason=dataclasses.replace(h.reason, expression=failed[h.name]),
+                    notes=("the conversion left a use of the vma",)))
+            else:
+                keep.append(h)
+        selected = keep
+    return result["changes"], skipped, warnings, result["cocci"]
+
+
+def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, timeout, cache,
+               progress) -> dict:
+    root = gt.path
+    suffix = api.suffix
+    renames: dict[str, str] = {}
+    defs: list[str] = []
+    prototypes: list[str] = []
+    fops_names: list[str] = []
+    remove: list[str] = []
+    file_users: list[str] = []
+    lib_needed: set[str] = set()
+    details: dict[str, dict] = {}
+    touched: dict[str, set[str]] = {}      # unit -> files
+    unit_of_file_handler: dict[str, str] = {}
+    texts: dict[str, str] = {}
+
+    def text(f: str) -> str:
+        if f not in texts:
+            texts[f] = (root / f).read_text(errors="replace")
+        return texts[f]
+
+    twins: dict[str, list[Definition]] = {}
+    for h in selected:
+        notes = " ".join(h.notes)
+        new = h.name + suffix
+        fops_files = {e.file for e in h.fops}
+        d = {"handler": h.name, "new_name": new, "file": h.subsystem_file,
+             "line": h.definitions[0].line if h.definitions else h.fops[0].line,
+             "klass": h.klass.value, "action": None, "mapping_call": None,
+             "error_override": None, "twin": False, "helper": None,
+             "replaced_by_helper": False, "flags": False,
+             "fops": sorted(f"{e.file}:{e.fops}" for e in h.fops)}
+        if h.name in LIB_HELPERS:
+            # Never renamed: each fops that names it switches to the twin or
+            # the tree's own helper, in its own subsystem.
+            renames[h.name] = h.name + suffix
+            fops_names.append(h.name)
+            lib_needed.add(h.name)
+            for f in sorted(fops_files):
+                unit = f"{h.name}@{f}"
+                touched[unit] = {f}
+                details[unit] = dict(d, handler=h.name, new_name=h.name + suffix, file=f,
+                                     klass="library", helper=h.name + suffix,
+                                     replaced_by_helper=True,
+                                     fops=sorted(f"{e.file}:{e.fops}" for e in h.fops
+                                                 if e.file == f))
+            continue
+        if "only wraps a library helper" in notes and h.linkage == "static" \
+                and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
+            lib = re.match(r"return (\w+)", h.reason.expression).group(1)
+            renames[h.name] = lib + suffix
+            fops_names.append(h.name)
+            remove.append(h.name)
+            lib_needed.add(lib)
+            d.update(replaced_by_helper=True, helper=lib + suffix, new_name=lib + suffix)
+        else:
+            twin = "needs a twin" in notes
+            target = h.name + TWIN if twin else h.name
+            renames[target] = new
+            renames[h.name] = new
+            defs.append(target)
+            prototypes.append(target)
+            fops_names.append(h.name)
+            if twin:
+                twins[h.name] = list(h.definitions)
+                d["twin"] = True
+            for dd in h.definitions:
+                lines = text(dd.file).splitlines()
+                open_line, end, _ = function_span(lines, dd.line)
+                src = "\n".join(lines[open_line - 1:end])
+                body = Body(src[src.index("{"):], open_line, dd.vma_param, dd.file_param)
+                if body.uses_file() and target not in file_users:
+                    file_users.append(target)
+                for i, name in body.calls():
+                    if name in LIB_HELPERS:
+                        lib_needed.add(name)
+                        d["helper"] = name + suffix
+                    if name in MAPPING_CALLS:
+                        d["mapping_call"] = name
+                        act = MAPPING_CALLS[name]
+                        full = ("vm_start" in body.text(i, body.match_paren(i + 1))
+                                and "vm_end - " in body.text(i, body.match_paren(i + 1))
+                                and name != "vm_iomap_memory")
+                        d["action"] = act + ("_full" if full else "")
+                        if h.klass == Klass.ACTION and "if" in h.notes:
+                            d["error_override"] = body.error_code(i)
+                    if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
+                        d["flags"] = True
+                if any(u.kind == "field" and u.name == "vm_flags" for u in body.uses):
+                    d["flags"] = True
+        files = {dd.file for dd in h.definitions} | fops_files | {
+            r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
+                                                       "define")}
+        touched[h.name] = files
+        details[h.name] = d
+
+    # Library helpers the tree lacks get a twin beside the original.
+    lib_map = {n: n + suffix for n in LIB_HELPERS}
+    missing = sorted(n for n in lib_needed if n + suffix not in api.library_helpers)
+    lib_refs: list[Reference] = []
+    if missing:
+        lib_defs, lib_refs = locate(gt, missing, jobs=jobs, timeout=timeout, cache=cache,
+                                    progress=progress)
+        for n in missing:
+            if not lib_defs.get(n):
+                raise TreeError(f"{n}() has no definition in the tree to add "
+                                f"{n}{suffix}() beside")
+            twins[n] = lib_defs[n]
+            renames[n + TWIN] = n + suffix
+            defs.append(n + TWIN)
+            prototypes.append(n + TWIN)
+            file_users.append(n + TWIN)
+            unit = f"library:{n}"
+            touched[unit] = {dd.file for dd in lib_defs[n]} | {
+                r.file for r in lib_refs if r.text == n}
+            details[unit] = {"helper": n + suffix, "original": n,
+                             "file": lib_defs[n][0].file}
+
+    # Twins are written into the text spatch sees.
+    overrides: dict[str, str] = {}
+    handler_refs = {h.name: h.references for h in selected}
+    per_file: dict[str, list] = collections.defaultdict(list)
+    for name, dlist in twins.items():
+        refs = handler_refs.get(name) or [r for r in lib_refs if r.text == name]
+        for f in sorted({dd.file for dd in dlist}
+                        | {r.file for r in refs if r.kind in ("prototype", "export")}):
+            per_file[f].append((name, [dd for dd in dlist if dd.file == f],
+                                [r.line for r in refs if r.kind == "prototype" and r.file == f],
+                                [r.line for r in refs if r.kind == "export" and r.file == f]))
+    for f, items in per_file.items():
+        overrides[f] = insert_twins(text(f), items)
+
+    ctx = dict(api=api, renames=renames, defs=defs, prototypes=prototypes,
+               fops_names=fops_names, remove=remove, file_users=file_users,
+               library={k: v for k, v in lib_map.items()
+                        if v in api.library_helpers or k in missing},
+               mapping=[(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions])
+    rule = spatch.render("convert", **ctx)
+    files = sorted(set().union(*touched.values())) if touched else []
+    if not files:
+        return {"changes": [], "warnings": [], "failed": {}, "cocci": [("convert", rule)]}
+    res = spatch.run(root, rule, files, blob_ids=gt.blob_ids(files), patch=True, jobs=jobs,
+                     timeout=timeout, cache=cache, progress=progress,
+                     label="convert: handlers", overrides=overrides)
+    warnings = list(res.warnings)
+    for f, regions in res.bad_regions.items():
+        for h in selected:
+            for dd in h.definitions:
+                if dd.file == f and any(lo <= dd.line <= hi for lo, hi in regions):
+                    warnings.append(FileWarning(f, "parse", f"spatch could not parse lines "
+                                                f"around {h.name}() at line {dd.line}"))
+    timed_out = {w.file for w in warnings if w.problem == "timeout"}
+
+    desc_line = _prose("kerneldoc-desc.j2", api=api)
+    new_texts: dict[str, str] = {}
+    for f in files:
+        base = overrides.get(f, text(f))
+        new = apply_diff(base, res.diffs[f]) if f in res.diffs else base
+        if new != text(f):
+            new = realign_initialisers(new, api.hook)
+            for h in selected:
+                for dd in h.definitions:
+                    decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"
+                    new = drop_unused_file_decl(new, decl, renames.get(h.name, h.name))
+                    new = blank_after_file_decl(new, decl)
+            for n in missing:
+                new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
+        for h in selected:
+            if h.name in LIB_HELPERS or h.name in remove or details[h.name]["twin"]:
+                continue
+            for r in h.references:
+                if r.file != f:
+                    continue
+                if r.kind == "kernel-doc":
+                    new = fix_kernel_doc(new, h.name, h.name + suffix, desc_line)
+                elif r.kind == "define":
+                    new = rename_define_alias(new, r.line, h.name, h.name + suffix)
+        new_texts[f] = new
+
+    failed: dict[str, str] = {}
+    for h in selected:
+        if h.name in LIB_HELPERS or h.name in remove:
+            continue
+        for dd in h.definitions:
+            if dd.file in timed_out:
+                failed[h.name] = f"spatch timed out on {dd.file}"
+                continue
+            left = leftover(new_texts.get(dd.file, ""), h.name + suffix, dd.vma_param)
+            if left is not None or (h.name + suffix) not in new_texts.get(dd.file, ""):
+                failed[h.name] = left or "spatch did not convert the definition"
+
+    # Group into changes: units that share a file travel together.
+    parent = {u: u for u in touched}
+
+    def find(u):
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    owner: dict[str, str] = {}
+    for u in sorted(touched):
+        if u.startswith("library:"):
+            continue
+        for f in touched[u]:
+            if f in owner:
+                parent[find(u)] = find(owner[f])
+            else:
+                owner[f] = u
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for u in touched:
+        if not u.startswith("library:"):
+            groups[find(u)].append(u)
+
+    changes: list[Change] = []
+    lib_files: set[str] = set()
+    for n in missing:
+        u = f"library:{n}"
+        lib_files |= touched[u]
+    if missing:
+        fs = sorted(lib_files)
+        diff = "".join(make_diff(f, text(f), _only_twin(text(f), new_texts[f], missing, suffix))
+                       for f in fs)
+        changes.append(Change("library", _prose("title-library.j2", helpers=[
+            n + suffix for n in missing], api=api), tuple(n + suffix for n in missing),
+            tuple(fs), diff, tuple(details[f"library:{n}"] for n in missing)))
+    base_after_lib = {f: _only_twin(text(f), new_texts[f], missing, suffix) if f in lib_files
+                      else text(f) for f in files}
+    for key in sorted(groups, key=lambda k: sorted(touched[k])[0]):
+        units = sorted(groups[key])
+        names = [details[u]["handler"] for u in units]
+        fs = sorted(set().union(*(touched[u] for u in units)))
+        diff = "".join(make_diff(f, base_after_lib[f], new_texts[f]) for f in fs)
+        if not diff:
+            continue
+        changes.append(Change("conversion", _prose("title-conversion.j2", handlers=names,
+                                                    details=[details[u] for u in units], api=api),
+                              tuple(names), tuple(fs), diff,
+                              tuple(details[u] for u in units)))
+    return {"changes": changes, "warnings": warnings, "failed": failed,
+            "cocci": [("convert", rule)]}
+
+
+def _only_twin(orig: str, new: str, missing: list[str], suffix: str) -> str:
+    """Of a file that holds both a library twin and conversions (mm/filemap.c
+    may), the text with only the twin added: the library patch comes first."""
+    if not missing:
+        return orig
+    o = orig.splitlines(keepends=True)
+    n = new.splitlines(keepends=True)
+    out: list[str] = []
+    sm = difflib.SequenceMatcher(a=o, b=n, autojunk=False)
+    names = [m + suffix for m in missing]
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            out.extend(o[i1:i2])
+        elif tag == "insert" and any(nm in "".join(n[j1:j2]) for nm in names) \
+                and not any(nm in "".join(o) for nm in names):
+            out.extend(n[j1:j2])
+        else:
+            out.extend(o[i1:i2])
+    return "".join(out)
+
+
+# -- the command ----------------------------------------------------------
+
+def convert_command(
+    tree: Path = typer.Argument(..., help="kernel checkout (its working tree is edited)"),
+    api: str = ApiOpt,
+    only: Optional[List[str]] = OnlyOpt,
+    jobs: Optional[int] = JobsOpt,
+    timeout: int = TimeoutOpt,
+    include_core: bool = CoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="what was converted and skipped, as JSON"),
+):
+    """Rewrite every convertible handler in TREE's working tree (forwarders
+    first), and say what was left alone and why."""
+    from .pipeline import apply_changes
+    from .tree import open_tree, resolve
+
+    def go():
+        gt = open_tree(tree)
+        if gt.is_dirty():
+            raise TreeError(f"{tree}: the working tree has uncommitted changes; commit or "
+                            "stash them first (mmconvert edits the working tree)")
+        facts = resolve(tree, api)
+        cache = spatch.Cache()
+        inv = scan(gt, facts, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
+        fchanges, fwarn = [], []
+        try:
+            from . import forwarders
+        except ImportError:
+            forwarders = None
+        if forwarders is not None:
+            sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
+                                    progress=progress)
+            fchanges, fwarn, _ = forwarders.plan(gt, facts, sites, include_core=include_core,
+                                                 jobs=jobs, timeout=timeout, cache=cache,
+                                                 progress=progress)
+            apply_changes(gt, fchanges)
+        changes, skipped, warnings, _ = plan(gt, facts, inv, only=tuple(only or ()), jobs=jobs,
+                                             timeout=timeout, cache=cache, progress=progress)
+        apply_changes(gt, changes)
+        return facts, fchanges, changes, skipped, [*inv.warnings, *fwarn, *warnings]
+
+    facts, fchanges, changes, skipped, warnings = run(go)
+    if as_json:
+        print(json.dumps({"api": to_json(facts), "forwarders": to_json(fchanges),
+                          "changes": to_json(changes), "skipped": to_json(skipped),
+                          "warnings": to_json(warnings)}, indent=1))
+        return
+    print(convert_text(facts, fchanges, changes, skipped, warnings))
+
+
+def convert_text(api, fchanges, changes, skipped, warnings) -> str:
+    conv = [d for c in changes if c.stage == "conversion" for d in c.details]
+    out = [f"{api.generation}: {len(conv)} handlers converted in "
+           f"{sum(len(c.files) for c in changes if c.stage == 'conversion')} files, "
+           f"{len(fchanges)} forwarder files changed, "
+           f"{sum(1 for c in changes if c.stage == 'library')} library twins added, "
+           f"{len(skipped)} handlers left alone"]
+    for c in changes:
+        if c.stage == "library":
+            out.append(f"  added    {', '.join(c.handlers)}() in {', '.join(c.files)}")
+    for d in sorted(conv, key=lambda d: (d["file"], d["handler"])):
+        how = d["action"] or ("fops now name " + d["helper"] if d["replaced_by_helper"] else "")
+        out.append(f"  {'converted':8} {d['handler']} -> {d['new_name']}  {d['file']}:{d['line']}"
+                   + (f"  ({how})" if how else ""))
+    for h in sorted(skipped, key=lambda h: (h.klass.value, h.reason.file)):
+        why = "; ".join(h.notes)
+        out.append(f"  {'skipped':8} {h.name} [{h.klass.value}] {h.reason.file}:{h.reason.line}: "
+                   f"{h.reason.expression}" + (f" ({why})" if why else ""))
+    for w in warnings:
+        out.append(f"  warning  {w.file}: {w.problem}: {w.detail}")
+    return "\n".join(out)

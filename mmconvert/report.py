@@ -25,7 +25,7 @@ import jinja2
 import typer
 
 from . import __version__, spatch
-from .errors import UsageError
+from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .model import (ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Klass,
                     Site)
@@ -37,6 +37,9 @@ log = logging.getLogger("mmconvert")
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 # Forwarder states in the order a reviewer reads them: what still needs work first.
+# How far below its line the report looks for the end of a deciding expression.
+MAX_CODE_LINES = 6
+
 FORWARDER_STATES = ("needs-bailout", "rewrite", "handled", "safe", "core")
 
 
@@ -149,25 +152,55 @@ class MaintainersIndex:
 
 
 def _section_lookup(root: Path):
-    """A function path -> Section | None for the tree, or None without a
-    MAINTAINERS file.  Uses mmconvert.maintainers when that module offers a
-    lookup; else the minimal reader above."""
-    shared = _shared_maintainers(root)
-    if shared is not None:
-        return shared
+    """(path -> Section | None, where the lookup came from), or (None, "none")
+    for a tree without a MAINTAINERS file.  Uses mmconvert.maintainers (the
+    series' reader) when it offers a lookup; else the minimal reader above."""
     mfile = root / "MAINTAINERS"
     if not mfile.is_file():
-        return None
-    index = MaintainersIndex(parse_maintainers(mfile.read_text(errors="replace")), root)
-    return index.section_for
+        return None, "none"
+    own = parse_maintainers(mfile.read_text(errors="replace"))
+    shared = _shared_maintainers(root, own)
+    if shared is not None:
+        return shared, "maintainers.py"
+    index = MaintainersIndex([s for s in own if not _catch_all(s)], root)
+    return index.section_for, "report.py"
 
 
-def _shared_maintainers(root: Path):
-    """The series' own MAINTAINERS reader (mmconvert/maintainers.py), adapted
-    to Section, when it is installed and has a usable lookup."""
-    if importlib.util.find_spec("mmconvert.maintainers") is None:
+def _catch_all(s: Section) -> bool:
+    """THE REST: a section that covers every file groups nothing."""
+    return any(p in ("*", "*/") for p in s.files)
+
+
+def _shared_maintainers(root: Path, own: list[Section]):
+    """The series' MAINTAINERS reader (mmconvert/maintainers.py), its sections
+    adapted to Section (with the S: status read here), when it is installed
+    and has the lookup this report uses."""
+    if not _module_available("mmconvert.maintainers"):
         return None
-    return None
+    try:
+        mod = importlib.import_module("mmconvert.maintainers")
+        cls = getattr(mod, "Maintainers", None)
+        if cls is None or not callable(getattr(cls, "section", None)):
+            return None
+        index = cls(root)
+    except Exception as e:  # an unfinished module must not cost the report
+        log.debug("mmconvert.maintainers unusable, using the report's reader: %s", e)
+        return None
+    status = {s.name: s.status for s in own}
+    adapted: dict[str, Section] = {}
+
+    @lru_cache(maxsize=None)
+    def lookup(path: str) -> Section | None:
+        s = index.section(path)
+        if s is None:
+            return None
+        if s.name not in adapted:
+            adapted[s.name] = Section(
+                name=s.name, maintainers=tuple(getattr(s, "maintainers", ())),
+                reviewers=tuple(getattr(s, "reviewers", ())),
+                lists=tuple(getattr(s, "lists", ())), status=status.get(s.name, ""))
+        return adapted[s.name]
+    return lookup
 
 
 # -- the report's data ---------------------------------------------------
@@ -263,24 +296,29 @@ class Report:
 
 
 def diff_lines(diff: str) -> tuple[DiffLine, ...]:
+    """A unified diff's lines with their kind; hunk lengths decide where a
+    hunk ends, so a removed line starting with "--" stays a removal."""
     out = []
-    in_header = False
+    old = new = 0
     for line in diff.splitlines():
-        if line.startswith("diff --git"):
-            in_header = True
-            out.append(DiffLine("meta", line))
+        if old > 0 or new > 0:
+            if line.startswith("+"):
+                kind, new = "add", new - 1
+            elif line.startswith("-"):
+                kind, old = "del", old - 1
+            elif line.startswith("\\"):
+                kind = "meta"
+            else:
+                kind, old, new = "ctx", old - 1, new - 1
+            out.append(DiffLine(kind, line))
             continue
-        if line.startswith("@@"):
-            in_header = False
+        m = re.match(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@", line)
+        if m:
+            old = int(m.group(1)) if m.group(1) is not None else 1
+            new = int(m.group(2)) if m.group(2) is not None else 1
             out.append(DiffLine("hunk", line))
-        elif in_header:
-            out.append(DiffLine("meta", line))
-        elif line.startswith("+"):
-            out.append(DiffLine("add", line))
-        elif line.startswith("-"):
-            out.append(DiffLine("del", line))
         else:
-            out.append(DiffLine("ctx", line))
+            out.append(DiffLine("meta", line))
     return tuple(out)
 
 
@@ -301,21 +339,29 @@ class _Sources:
         return lines[n - 1] if 0 < n <= len(lines) else ""
 
     def code(self, site: Site | ForwarderSite) -> Code:
-        text = self.line(site.file, site.line).rstrip().expandtabs(8)
+        """The source from the site's line to the end of its expression
+        (at most a few lines), split around the expression."""
         expr = (site.expression or "").strip()
-        # Keep the indentation relative: drop what every line shares.
-        text = text.strip()
+        lines = [self.line(site.file, site.line).rstrip().expandtabs(8)]
+        found = None
         if expr:
-            i = text.find(expr)
-            if i < 0:
-                # The expression may be written with other spacing.
-                rx = r"\s*".join(re.escape(c) for c in re.sub(r"\s+", "", expr))
-                m = re.search(rx, text)
-                if m:
-                    return Code(site.line, text[:m.start()], text[m.start():m.end()],
-                                text[m.end():], True)
-            else:
-                return Code(site.line, text[:i], expr, text[i + len(expr):], True)
+            rx = re.compile(r"\s*".join(re.escape(c) for c in re.sub(r"\s+", "", expr)))
+            for extra in range(MAX_CODE_LINES):
+                if extra:
+                    nxt = self.line(site.file, site.line + extra)
+                    if not nxt and not lines[-1]:
+                        break
+                    lines.append(nxt.rstrip().expandtabs(8))
+                found = rx.search("\n".join(lines))
+                if found:
+                    break
+        if not found:
+            lines = lines[:1]
+        # One logical line: a table cell wraps it better than the source did.
+        text = " ".join(x.strip() for x in lines if x.strip())
+        if found:
+            m = rx.search(text)
+            return Code(site.line, text[:m.start()], m.group(), text[m.end():], True)
         return Code(site.line, text, "", "", False)
 
 
@@ -340,7 +386,13 @@ def _find_forwarders(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeou
     find = getattr(mod, "find", None)
     if find is None:
         return None, "missing"
-    return tuple(find(gt, api, inv, include_core=True)), ""
+    try:
+        return tuple(find(gt, api, inv, include_core=True)), ""
+    except MmconvertError:
+        raise
+    except Exception as e:  # a stage's bug must not cost the rest of the report
+        log.warning("mmconvert: forwarders failed, the report goes without them: %s", e)
+        return None, f"failed: {e}"
 
 
 def _plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache, progress):
@@ -350,7 +402,14 @@ def _plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache, p
     plan = getattr(mod, "plan", None)
     if plan is None:
         return None, "missing"
-    return plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache, progress=progress), ""
+    try:
+        return plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
+                    progress=progress), ""
+    except MmconvertError:
+        raise
+    except Exception as e:  # a stage's bug must not cost the rest of the report
+        log.warning("mmconvert: convert failed, the report goes without diffs: %s", e)
+        return None, f"failed: {e}"
 
 
 def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
@@ -360,13 +419,7 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
     """The report's data from what the stages computed (None: not computed)."""
     root = gt.path
     src = _Sources(root)
-    lookup = _section_lookup(root)
-    if lookup is None:
-        maint_source = "none"
-    elif _shared_maintainers(root) is not None:
-        maint_source = "maintainers.py"
-    else:
-        maint_source = "report.py"
+    lookup, maint_source = _section_lookup(root)
 
     def section_of(path: str) -> tuple[str, Section | None]:
         s = lookup(path) if lookup else None
@@ -533,15 +586,17 @@ def render_html(report: Report) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    return _env().get_template("report.md.j2").render(r=report)
+    text = _env().get_template("report.md.j2").render(r=report)
+    # Template blocks leave runs of blank lines; markdown wants at most one.
+    # (Diff lines never are empty: context lines start with a space.)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
 def write_report(report: Report, html: Path | None, markdown: Path | None) -> list[Path]:
+    texts = [(path, render(report)) for path, render in
+             ((html, render_html), (markdown, render_markdown)) if path is not None]
     written = []
-    for path, render in ((html, render_html), (markdown, render_markdown)):
-        if path is None:
-            continue
-        text = render(report)
+    for path, text in texts:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")

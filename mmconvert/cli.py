@@ -86,3 +86,5 @@ from .convert import convert_command  # noqa: E402
 app.command("convert")(convert_command)
 from .report import report_command  # noqa: E402
 app.command("report")(report_command)
+from .verify import verify_command  # noqa: E402
+app.command("verify")(verify_command)

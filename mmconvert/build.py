@@ -182,7 +182,7 @@ class Builder:
         self.jobs = jobs or os.cpu_count() or 1
         self.objects_built = 0
         self.seconds = 0.0
-        self.setup_note = ""
+        self.setup_note = "not a Kbuild tree: make path/file.o in the worktree"
 
     # The tree make runs in and the directory objects land in.
     @property

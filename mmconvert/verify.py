@@ -293,7 +293,11 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
     series = load_series(series_dir)
     gt = GitTree(tree)
     if base:
-        base_id, source = gt.resolve(base), f"--base {base}"
+        try:
+            base_id = gt.resolve(base)
+        except UsageError:
+            raise UsageError(f"--base {base}: not a commit in {tree}")
+        source = f"--base {base}"
     else:
         named = series.base_commit()
         if not named:
@@ -400,9 +404,9 @@ def summary_text(rep: Report) -> str:
         skipped = [o for p in rep.patches for o in p.objects if o.status == "skipped"]
         if skipped:
             lines.append(f"  not build-checked (not counted as passed): {len(skipped)}")
-    nfail = sum(p.failed for p in rep.patches)
+    nok = sum(p.status == "ok" for p in rep.patches)
     verdict = "PASS" if rep.passed else "FAIL"
-    lines.append(f"result: {verdict}: {len(rep.patches) - nfail} of {len(rep.patches)} patches "
+    lines.append(f"result: {verdict}: {nok} of {len(rep.patches)} patches "
                  f"passed{', series checks failed' if rep.series_errors else ''} "
                  f"({rep.seconds} s)")
     return "\n".join(lines) + "\n"

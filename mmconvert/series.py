@@ -1,0 +1,524 @@
+"""`mmconvert series`: the planned changes as a `git format-patch` series.
+
+Everything happens in a temporary worktree at the base: the forwarder
+changes, then the library twins and conversions, are grouped one patch per
+subsystem (the most specific MAINTAINERS section of the file that decides:
+a handler's definition, a forwarder's function, a twin's file), committed
+with the base commit's date so reruns give the same commits, and written by
+`git format-patch` into a temporary directory next to DIR.  Only when all of
+that worked is the branch set and the directory renamed into place.
+
+Code decides here; every sentence of a changelog or cover letter lives in
+templates/ (changelog-*.j2, series-*.j2, cover-letter.j2).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+import re
+import shutil
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import typer
+
+from . import __version__
+from .errors import MmconvertError, UsageError
+from .gitrepo import GitTree
+from .maintainers import Maintainers, recipients, subject_prefix
+from .model import ApiFacts, Change, FileWarning, Handler
+
+log = logging.getLogger("mmconvert")
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STAGES = ("forwarders", "library", "conversion")
+SUBJECT_MAX = 75
+WRAP = 75
+NEUTRAL_NAME = "mmconvert"
+NEUTRAL_EMAIL = "mmconvert@localhost"
+
+
+class SeriesError(MmconvertError):
+    exit_code = 1
+
+
+@dataclass
+class Patch:
+    """One patch of the series: the changes of one stage in one subsystem."""
+
+    stage: str
+    subsystem: str
+    changes: list[Change]
+    key_files: list[str]             # the files that decided the subsystem
+    prefix: str = ""
+    subject: str = ""
+    body: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        out: list[str] = []
+        for ch in self.changes:
+            for f in ch.files:
+                if f not in out:
+                    out.append(f)
+        return out
+
+    @property
+    def details(self) -> list[dict]:
+        return [d for ch in self.changes for d in ch.details]
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    out_dir: Path
+    cover_letter: Path
+    patches: tuple[Path, ...]
+    branch: str
+    base: str
+    census: dict
+
+
+# -- grouping -------------------------------------------------------------
+
+def key_file(ch: Change) -> str:
+    """The file that decides which subsystem a change belongs to: a
+    handler's definition (not its fops or headers), a twin's file, the
+    forwarder's own file."""
+    for d in ch.details:
+        f = d.get("file")
+        if f:
+            return f
+    return min(ch.files) if ch.files else ""
+
+
+def group(changes: list[Change], maint: Maintainers) -> list[Patch]:
+    """One patch per (stage, subsystem): forwarders first, then library
+    twins, then conversions, each group's patches sorted by path."""
+    buckets: dict[tuple[str, str], Patch] = {}
+    for ch in changes:
+        if ch.stage not in STAGES:
+            raise SeriesError(f"internal error: unknown change stage {ch.stage!r}")
+        kf = key_file(ch)
+        sub = maint.subsystem(kf)
+        p = buckets.setdefault((ch.stage, sub), Patch(ch.stage, sub, [], []))
+        p.changes.append(ch)
+        if kf not in p.key_files:
+            p.key_files.append(kf)
+    patches = list(buckets.values())
+    for p in patches:
+        p.key_files.sort()
+        # Plan order inside a patch (the diffs apply in that order), but a
+        # plan that came in another order still gives the same patch.
+        p.changes.sort(key=lambda c: (key_file(c), c.handlers, c.title))
+    patches.sort(key=lambda p: (STAGES.index(p.stage), p.key_files[0], p.subsystem))
+    return patches
+
+
+# -- prose ------------------------------------------------------------------
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def wrap(text: str, width: int = WRAP) -> str:
+    """Reflow prose paragraphs to `width`; bullets get a hanging indent and
+    indented lines (code, semantic patches, lists of names) stay as they are."""
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush():
+        if para:
+            joined = " ".join(s.strip() for s in para)
+            if joined.startswith("- "):
+                out.extend(textwrap.wrap(joined, width, initial_indent="",
+                                         subsequent_indent="  ", break_long_words=False,
+                                         break_on_hyphens=False))
+            else:
+                out.extend(textwrap.wrap(joined, width, break_long_words=False,
+                                         break_on_hyphens=False))
+            para.clear()
+
+    for line in text.splitlines():
+        if not line.strip():
+            flush()
+            out.append("")
+        elif line.startswith((" ", "\t")):
+            flush()
+            out.append(line.rstrip())
+        elif line.startswith("- "):
+            flush()
+            para.append(line)
+        else:
+            para.append(line)
+    flush()
+    text = "\n".join(out)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def _context(api: ApiFacts) -> dict:
+    return {"api": api, "hook": api.hook or "mmap_prepare", "version": __version__}
+
+
+def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None) -> None:
+    """Fill in prefix, subject and body of a patch from the templates."""
+    env = _env()
+    ctx = _context(api)
+    ctx.update(stage=p.stage, details=p.details, changes=p.changes,
+               handlers=[h for ch in p.changes for h in ch.handlers])
+    p.prefix = subject_prefix(gt, p.key_files) if gt is not None else ""
+    subj_t = env.get_template("series-subject.j2")
+    subject = ""
+    for level in range(4):
+        summary = " ".join(subj_t.render(level=level, **ctx).split())
+        subject = f"{p.prefix}: {summary}" if p.prefix else summary
+        if len(subject) <= SUBJECT_MAX:
+            break
+    if len(subject) > SUBJECT_MAX:
+        # A prefix too long for any summary: shorten the prefix to its head.
+        p.prefix = p.prefix.split(": ")[0].split("/")[0]
+        subject = f"{p.prefix}: {summary}"[:SUBJECT_MAX].rstrip()
+    p.subject = subject
+    p.body = wrap(env.get_template(f"changelog-{p.stage}.j2").render(**ctx))
+
+
+def census(changes: list[Change], skipped: list[Handler]) -> dict:
+    conv = [d for ch in changes if ch.stage == "conversion" for d in ch.details]
+    return {
+        "converted": len(conv) or sum(len(ch.handlers) for ch in changes
+                                      if ch.stage == "conversion"),
+        "library": sum(max(1, len(ch.details)) for ch in changes if ch.stage == "library"),
+        "forwarders": sum(max(1, len(ch.details)) for ch in changes
+                          if ch.stage == "forwarders"),
+        "skipped": dict(sorted(collections.Counter(h.klass.value for h in skipped).items())),
+        "skipped_total": len(skipped),
+    }
+
+
+def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: list[Handler],
+                 warnings: list[FileWarning], cocci: list[tuple[str, str]],
+                 base: str) -> tuple[str, str]:
+    """(subject, blurb) of the cover letter."""
+    env = _env()
+    ctx = _context(api)
+    ctx.update(patches=patches, census=counts,
+               skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),
+               warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
+               cocci=cocci, base=base,
+               prefixes=sorted({p.prefix for p in patches if p.prefix}))
+    subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())
+    text = env.get_template("cover-letter.j2").render(**ctx)
+    return subject, wrap(text)
+
+
+# -- git work -------------------------------------------------------------
+
+def _apply(wt: GitTree, ch: Change) -> None:
+    if not ch.diff:
+        return
+    status, _, err = wt.run_rc("apply", "--whitespace=nowarn", "-", input=ch.diff)
+    if status == 0:
+        return
+    # Changes planned against the same file by other patches may have
+    # moved the context a little; allow less context before giving up.
+    status, _, err2 = wt.run_rc("apply", "--whitespace=nowarn", "-C1", "--recount", "-",
+                                input=ch.diff)
+    if status != 0:
+        first = (err.strip() or err2.strip() or "git apply failed").splitlines()[0]
+        raise SeriesError(f"internal error: the change '{ch.title}' does not apply: {first}")
+
+
+def identity(gt: GitTree) -> tuple[str, str] | None:
+    name = gt.run("config", "user.name", check=False).strip()
+    email = gt.run("config", "user.email", check=False).strip()
+    return (name, email) if name and email else None
+
+
+def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[str, str]:
+    date = gt.run("log", "-1", "--date=raw", "--format=%cd", base).strip()
+    env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    name, email = ident or (NEUTRAL_NAME, NEUTRAL_EMAIL)
+    env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email,
+               GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email)
+    return env
+
+
+def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool) -> str:
+    files = p.files
+    wt.run("add", "--all", "--", *files)
+    args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
+            "--allow-empty-message", "--cleanup=verbatim", "-F", "-"]
+    if signoff:
+        args.append("--signoff")
+    status, _, err = wt.run_rc(*args, input=f"{p.subject}\n\n{p.body}\n", env=env)
+    if status != 0:
+        raise SeriesError(f"git commit failed for '{p.subject}': "
+                          f"{(err.strip().splitlines() or ['?'])[0]}")
+    return wt.head()
+
+
+def default_branch(generation: str, short_base: str, reroll: int) -> str:
+    name = f"mmconvert/{generation}-{short_base}"
+    return name if reroll <= 1 else f"{name}-v{reroll}"
+
+
+def previous_branch(branch: str, reroll: int) -> str | None:
+    if reroll <= 1:
+        return None
+    stem = re.sub(r"-v\d+$", "", branch)
+    return stem if reroll == 2 else f"{stem}-v{reroll - 1}"
+
+
+def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
+    """To:/Cc: into a format-patch file's header block."""
+    text = path.read_text()
+    head, sep, rest = text.partition("\n\n")
+    lines = []
+    for name, addrs in (("To", to), ("Cc", cc)):
+        if addrs:
+            lines.append(f"{name}: " + ",\n    ".join(addrs))
+    if lines:
+        path.write_text(head + "\n" + "\n".join(lines) + sep + rest)
+
+
+def _fill_cover(path: Path, subject: str, blurb: str) -> None:
+    text = path.read_text()
+    text = text.replace("*** SUBJECT HERE ***", subject, 1)
+    text = text.replace("*** BLURB HERE ***", blurb, 1)
+    path.write_text(text)
+
+
+def _format_patch(wt: GitTree, base: str, out: Path, reroll: int, previous: str | None,
+                  env: dict[str, str]) -> list[Path]:
+    args = ["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false",
+            "-c", "format.signOff=false", "-c", "format.coverLetter=false",
+            "format-patch", "--quiet", "--cover-letter", f"--base={base}", "--no-signature",
+            "--no-thread", "--no-to", "--no-cc", "--no-add-header", "--no-signoff",
+            "--no-attach", "--no-renames", "-o", str(out)]
+    if reroll > 1:
+        args.append(f"-v{reroll}")
+    if previous:
+        args.append(f"--range-diff={previous}")
+    args.append(f"{base}..HEAD")
+    status, _, err = wt.run_rc(*args, env=env)
+    if status != 0:
+        raise SeriesError(f"git format-patch failed: {(err.strip().splitlines() or ['?'])[0]}")
+    return sorted(out.glob("*.patch"))
+
+
+def _recipients_all(root: Path, maint: Maintainers, files: list[Path], patches: list[Patch],
+                    jobs: int | None) -> None:
+    """get_maintainer.pl once per patch, two at a time by default."""
+    def one(i: int):
+        return recipients(root, maint, files[i], patches[i].files)
+
+    n = max(1, jobs or min(2, os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        for p, (to, cc) in zip(patches, pool.map(one, range(len(patches)))):
+            p.to, p.cc = to, cc
+
+
+def _union(lists: list[list[str]], exclude: list[str] = ()) -> list[str]:
+    seen = {a.lower() for a in exclude}
+    out = []
+    for lst in lists:
+        for a in lst:
+            if a.lower() not in seen:
+                seen.add(a.lower())
+                out.append(a)
+    return out
+
+
+def _plan_stages(wt: GitTree, api: ApiFacts, *, only, jobs, timeout, cache, progress,
+                 after_forwarders):
+    """Run the planning stages in the worktree.  `after_forwarders(changes)`
+    commits the forwarder patches before the conversions are planned on top."""
+    from . import inventory
+
+    kw = {"jobs": jobs, "timeout": timeout, "cache": cache, "progress": progress}
+    cocci: list[tuple[str, str]] = []
+    warnings: list[FileWarning] = []
+    fchanges: list[Change] = []
+    try:
+        from . import forwarders
+    except ImportError:
+        forwarders = None
+        log.info("series: no forwarders stage in this mmconvert; no forwarder patches")
+    if forwarders is not None:
+        sites = forwarders.find(wt, api, **kw)
+        fchanges, fwarn, fcocci = forwarders.plan(wt, api, sites, **kw)
+        warnings += fwarn
+        cocci += fcocci
+    after_forwarders(list(fchanges))
+    inv = inventory.scan(wt, api, **kw)
+    warnings += list(inv.warnings)
+    from . import convert
+    cchanges, skipped, cwarn, ccocci = convert.plan(wt, api, inv, only=tuple(only or ()), **kw)
+    warnings += cwarn
+    cocci += ccocci
+    return list(fchanges), list(cchanges), list(skipped), warnings, cocci
+
+
+def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
+          branch: str | None = None, signoff: bool = False, reroll: int = 1,
+          only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
+          timeout: int | None = None, cache=None, progress=None,
+          planner=None) -> SeriesResult:
+    """Make the series.  `planner(wt, api, after_forwarders)` replaces the
+    planning stages (tests give it changes made from real diffs)."""
+    from . import spatch
+    from .tree import open_tree, resolve
+
+    gt = open_tree(tree)
+    if reroll < 1:
+        raise UsageError("-v must be 1 or more")
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise UsageError(f"{out_dir}: not empty (use --force to replace it)")
+    try:
+        out_dir.relative_to(gt.path)
+        inside = True
+    except ValueError:
+        inside = False
+    if inside:
+        raise UsageError(f"{out_dir}: inside the tree; write the series somewhere else")
+    base_sha = gt.resolve(base)
+    ident = identity(gt)
+    if signoff and ident is None:
+        raise UsageError("--signoff needs your git identity (git config user.name and "
+                         "user.email)")
+    timeout = timeout or spatch.DEFAULT_TIMEOUT
+    cache = cache if cache is not None else spatch.Cache()
+
+    with gt.worktree(base_sha) as wt:
+        facts = resolve(wt.path, api)
+        if not facts.has_hook:
+            raise UsageError("no API generation to convert to")
+        name = branch or default_branch(facts.generation, gt.short(base_sha), reroll)
+        if gt.run_rc("check-ref-format", "--branch", name)[0] != 0:
+            raise UsageError(f"{name}: not a valid branch name")
+        existed = gt.branch_exists(name)
+        if existed and not force:
+            raise UsageError(f"branch {name} exists (use --force to replace it, or -v N "
+                             "for a new version)")
+        previous = previous_branch(name, reroll) if reroll > 1 else None
+        if previous and not gt.branch_exists(previous):
+            log.info("series: no branch %s, so no range-diff in the cover letter", previous)
+            previous = None
+        maint = Maintainers(wt.path)
+        env = commit_env(gt, base_sha, ident)
+        patches: list[Patch] = []
+
+        def commit_stage(changes: list[Change]) -> None:
+            for p in group(changes, maint):
+                for ch in p.changes:
+                    _apply(wt, ch)
+                render_patch_text(p, facts, wt)
+                commit(wt, p, env, signoff)
+                patches.append(p)
+                log.debug("series: %s", p.subject)
+
+        if planner is not None:
+            fch, cch, skipped, warnings, cocci = planner(wt, facts, commit_stage)
+        else:
+            fch, cch, skipped, warnings, cocci = _plan_stages(
+                wt, facts, only=only, jobs=jobs, timeout=timeout, cache=cache,
+                progress=progress, after_forwarders=commit_stage)
+        commit_stage(cch)
+        if not patches:
+            raise SeriesError("nothing to convert: no patches to write")
+        counts = census(fch + cch, skipped)
+
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        try:
+            files = _format_patch(wt, base_sha, tmp, reroll, previous, env)
+            cover, files = files[0], files[1:]
+            if len(files) != len(patches):
+                raise SeriesError(f"internal error: {len(patches)} commits but "
+                                  f"{len(files)} patches written")
+            _recipients_all(wt.path, maint, files, patches, jobs)
+            for f, p in zip(files, patches):
+                _add_headers(f, p.to, p.cc)
+            subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
+                                          base_sha)
+            _fill_cover(cover, subject, blurb)
+            to = _union([p.to for p in patches])
+            _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))
+            head = wt.head()
+            old = gt.resolve(name) if existed else None
+            gt.run("branch", "--force" if existed else "--no-track", name, head)
+            try:
+                _replace_dir(tmp, out_dir)
+            except BaseException:
+                if old:
+                    gt.run_rc("branch", "--force", name, old)
+                else:
+                    gt.run_rc("branch", "-D", name)
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    names = [out_dir / f.name for f in files]
+    return SeriesResult(out_dir=out_dir, cover_letter=out_dir / cover.name,
+                        patches=tuple(names), branch=name, base=base_sha, census=counts)
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Put `new` where `dest` is, in one rename when `dest` is absent."""
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        old.rmdir()
+        dest.rename(old)
+        try:
+            new.rename(dest)
+        except BaseException:
+            old.rename(dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(dest)
+
+
+# -- command ----------------------------------------------------------------
+
+_Tree = typer.Argument(..., help="kernel checkout (left untouched)")
+_Out = typer.Option(..., "-o", "--output", help="directory for the patches")
+_Api = typer.Option("auto", "--api", help="API generation: auto, proto, prepare-6.16, prepare-7")
+_Base = typer.Option("HEAD", "--base", help="commit the series applies to")
+_Branch = typer.Option(None, "--branch", help="branch for the commits (default "
+                       "mmconvert/<generation>-<short base>[-vN])")
+_Signoff = typer.Option(False, "--signoff", help="add your own Signed-off-by")
+_Reroll = typer.Option(1, "-v", "--reroll-count", help="version N of the series")
+_Only = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
+_Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
+_Jobs = typer.Option(None, "--jobs", "-j", help="spatch jobs (default: number of cores)")
+_Timeout = typer.Option(200, "--timeout", help="seconds spatch may spend on one file")
+
+
+def series_command(tree: Path = _Tree, out: Path = _Out, api: str = _Api, base: str = _Base,
+                   branch: str | None = _Branch, signoff: bool = _Signoff,
+                   reroll: int = _Reroll, only: list[str] | None = _Only,
+                   force: bool = _Force, jobs: int | None = _Jobs, timeout: int = _Timeout):
+    """Write the conversion as a git format-patch series, one patch per subsystem."""
+    from .ui import progress, run
+
+    res = run(lambda: build(tree, out, api=api, base=base, branch=branch, signoff=signoff,
+                            reroll=reroll, only=tuple(only or ()), force=force, jobs=jobs,
+                            timeout=timeout, progress=progress))
+    c = res.census
+    skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
+    print(f"{len(res.patches)} patches on branch {res.branch} "
+          f"({c['converted']} converted, {c['forwarders']} forwarder changes, "
+          f"{c['library']} library twins; skipped: {skipped})")
+    print(res.cover_letter)

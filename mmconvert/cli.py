@@ -88,3 +88,5 @@ from .report import report_command  # noqa: E402
 app.command("report")(report_command)
 from .verify import verify_command  # noqa: E402
 app.command("verify")(verify_command)
+from .series import series_command  # noqa: E402
+app.command("series")(series_command)

@@ -290,8 +290,14 @@ def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
         path.write_text(head + "\n" + "\n".join(lines) + sep + rest)
 
 
-def _fill_cover(path: Path, subject: str, blurb: str) -> None:
+def _fill_cover(path: Path, subject: str, blurb: str, date_from: Path) -> None:
+    """Subject and blurb into format-patch's cover letter, dated like the
+    patches (format-patch dates it now, which would differ on every run)."""
     text = path.read_text()
+    date = re.search(r"^Date: .*$", date_from.read_text(), flags=re.MULTILINE)
+    if date:
+        text = re.sub(r"^Date: .*$", lambda _: date.group(0), text, count=1,
+                      flags=re.MULTILINE)
     text = text.replace("*** SUBJECT HERE ***", subject, 1)
     text = text.replace("*** BLURB HERE ***", blurb, 1)
     path.write_text(text)
@@ -453,7 +459,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 _add_headers(f, p.to, p.cc)
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
                                           base_sha)
-            _fill_cover(cover, subject, blurb)
+            _fill_cover(cover, subject, blurb, files[0])
             to = _union([p.to for p in patches])
             _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))
             head = wt.head()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,7 @@ def test_the_cover_letter_has_the_census_skips_and_semantic_patches(sample_tree,
 
 def test_running_series_twice_gives_the_same_patches(sample_tree, tmp_path):
     a = build(sample_tree, tmp_path / "a", branch="one")
+    time.sleep(1.1)   # a date taken from the clock would now differ
     b = build(sample_tree, tmp_path / "b", branch="two")
     assert [p.name for p in a.patches] == [p.name for p in b.patches]
     for x, y in zip((a.cover_letter, *a.patches), (b.cover_letter, *b.patches)):
@@ -384,3 +386,105 @@ def test_the_command_refuses_a_non_empty_dir_in_one_line(sample_tree, tmp_path):
     p = run_mmconvert("series", sample_tree, "-o", out)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"mmconvert: {out}: not empty (use --force to replace it)"]
+
+
+def test_the_series_command_writes_the_sample_trees_series(sample_tree, tmp_path):
+    out = tmp_path / "out"
+    p = run_mmconvert("series", sample_tree, "-o", out)
+    assert p.returncode == 0, p.stderr
+    cover = Path(p.stdout.strip().splitlines()[-1])
+    assert cover == out / "0000-cover-letter.patch" and cover.is_file()
+    patches = sorted(out.glob("0*.patch"))[1:]
+    assert patches
+    git_am_applies(sample_tree, "base", patches, tmp_path)
+
+
+# -- real kernel trees ------------------------------------------------------
+
+def _checkpatch(tree: Path, patches: list[Path]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of scripts/checkpatch.pl over every patch."""
+    errors, warnings = [], []
+    for patch in patches:
+        p = subprocess.run(["perl", "scripts/checkpatch.pl", "--terse", "--no-summary",
+                            "--showfile", str(patch)], cwd=tree, capture_output=True,
+                           text=True, check=False)
+        assert p.returncode in (0, 1), p.stderr
+        for line in p.stdout.splitlines():
+            if ": ERROR:" in line:
+                errors.append(f"{patch.name}: {line}")
+            elif ": WARNING:" in line or ": CHECK:" in line:
+                warnings.append(f"{patch.name}: {line}")
+    return errors, warnings
+
+
+def _one_subsystem_each(tree: Path, patches: list[Path]) -> None:
+    m = maintainers.Maintainers(tree)
+    for patch in patches:
+        sources = [f for f in patch_files(patch) if not f.startswith("include/")]
+        subs = {m.subsystem(f) for f in sources}
+        assert len(subs) <= 1, (patch.name, subs)
+
+
+def _same_but_dates_and_ids(a: Path, b: Path) -> None:
+    def norm(text: str) -> str:
+        text = re.sub(r"^From [0-9a-f]{40} ", "From <id> ", text, flags=re.MULTILINE)
+        return re.sub(r"^Date: .*$", "Date: <date>", text, flags=re.MULTILINE)
+    names_a = sorted(p.name for p in a.iterdir())
+    assert names_a == sorted(p.name for p in b.iterdir())
+    for n in names_a:
+        assert norm((a / n).read_text()) == norm((b / n).read_text()), n
+
+
+@pytest.mark.realtree
+def test_the_73_series_applies_to_base_passes_checkpatch_and_reruns_the_same(
+        kernel_tree, tmp_path):
+    tree = kernel_tree("7.3")
+    out = tmp_path / "series"
+    before = tree_state(tree)
+    p = run_mmconvert("series", tree, "-o", out, "--signoff")
+    assert p.returncode == 0, p.stderr
+    assert tree_state(tree)[:2] == before[:2]
+    patches = sorted(out.glob("0*.patch"))
+    cover, patches = patches[0], patches[1:]
+    assert cover.name == "0000-cover-letter.patch" and len(patches) > 10
+    git_am_applies(tree, "base", patches, tmp_path)
+    _one_subsystem_each(tree, patches)
+    for patch in patches:
+        h = headers(patch)
+        subject = re.sub(r"^\[PATCH[^]]*\] ", "", h["Subject"])
+        assert len(subject) <= 75, subject
+        assert h.get("To"), patch.name
+    errors, warnings = _checkpatch(tree, patches)
+    print(f"checkpatch: {len(warnings)} warnings on {len(patches)} patches")
+    print("\n".join(warnings))
+    assert errors == []
+    again = tmp_path / "again"
+    p = run_mmconvert("series", tree, "-o", again, "--signoff", "--branch", "mmconvert/again")
+    assert p.returncode == 0, p.stderr
+    _same_but_dates_and_ids(out, again)
+
+
+@pytest.mark.realtree
+def test_the_612_proto_series_puts_forwarders_first_and_applies(kernel_tree, tmp_path):
+    pytest.importorskip("mmconvert.forwarders",
+                        reason="the forwarders stage (mmconvert/forwarders.py) is not there yet")
+    tree = kernel_tree("6.12")
+    g1 = ROOT / "tests" / "data" / "g1-proto-6.12.patch"
+    git(tree, "apply", str(g1))
+    git(tree, "commit", "--quiet", "-am", "mm: add the .mmap_proto hook (G1 declarations)")
+    out = tmp_path / "series"
+    p = run_mmconvert("series", tree, "-o", out, "--api", "proto", "--signoff")
+    assert p.returncode == 0, p.stderr
+    patches = sorted(out.glob("0*.patch"))[1:]
+    stages = []
+    for patch in patches:
+        subject = headers(patch)["Subject"]
+        stages.append("forwarders" if "handle .mmap_proto files" in subject else "other")
+        assert len(re.sub(r"^\[PATCH[^]]*\] ", "", subject)) <= 75
+    assert stages[0] == "forwarders"
+    assert stages == sorted(stages, key=lambda s: s != "forwarders")
+    git_am_applies(tree, "HEAD", patches, tmp_path)
+    _one_subsystem_each(tree, patches)
+    errors, warnings = _checkpatch(tree, patches)
+    print("\n".join(warnings))
+    assert errors == []

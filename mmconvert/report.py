@@ -23,6 +23,7 @@ from typing import Optional
 
 import jinja2
 import typer
+from markupsafe import Markup, escape
 
 from . import __version__, spatch
 from .errors import MmconvertError, UsageError
@@ -561,6 +562,11 @@ def _person(value: str) -> dict[str, str]:
     return {"name": text, "email": text if "@" in text and " " not in text else ""}
 
 
+def _path_breaks(value: str) -> Markup:
+    """A path that may wrap after its slashes rather than inside a name."""
+    return Markup("/<wbr>").join(escape(part) for part in str(value).split("/"))
+
+
 def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-") or "x"
 
@@ -577,6 +583,7 @@ def _env() -> jinja2.Environment:
     env.filters["md_code"] = _md_code
     env.filters["slug"] = _slug
     env.filters["person"] = _person
+    env.filters["path_breaks"] = _path_breaks
     env.filters["difflines"] = diff_lines
     return env
 

@@ -17,9 +17,8 @@ import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Optional
 
 import jinja2
 import typer
@@ -28,8 +27,7 @@ from markupsafe import Markup, escape
 from . import __version__, spatch
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
-from .model import (ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Klass,
-                    Site)
+from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .textout import CLASS_ORDER, subsystem_of
 from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
 
@@ -102,6 +100,7 @@ class MaintainersIndex:
 
     def __init__(self, sections: list[Section], root: Path | None = None):
         self.sections = sections
+        self._found: dict[str, Section | None] = {}
         self._compiled = []
         for s in sections:
             pats = []
@@ -118,7 +117,7 @@ class MaintainersIndex:
             regs = []
             for r in s.regexes:
                 try:
-                    regs.append(re.compile(r, re.X))
+                    regs.append(re.compile(r, re.VERBOSE))
                 except re.error:
                     pass
             self._compiled.append((s, pats, excl, regs))
@@ -129,8 +128,12 @@ class MaintainersIndex:
             return False
         return pattern.endswith("/") or path.count("/") == pattern.count("/")
 
-    @lru_cache(maxsize=None)
     def section_for(self, path: str) -> Section | None:
+        if path not in self._found:
+            self._found[path] = self._most_specific(path)
+        return self._found[path]
+
+    def _most_specific(self, path: str) -> Section | None:
         best: tuple[int, int, int] | None = None
         found: Section | None = None
         for i, (s, pats, excl, regs) in enumerate(self._compiled):
@@ -184,13 +187,13 @@ def _shared_maintainers(root: Path, own: list[Section]):
         if cls is None or not callable(getattr(cls, "section", None)):
             return None
         index = cls(root)
-    except Exception as e:  # an unfinished module must not cost the report
+    except Exception as e:  # noqa: BLE001 -- an unfinished module must not cost the report
         log.debug("mmconvert.maintainers unusable, using the report's reader: %s", e)
         return None
     status = {s.name: s.status for s in own}
     adapted: dict[str, Section] = {}
 
-    @lru_cache(maxsize=None)
+    @cache
     def lookup(path: str) -> Section | None:
         s = index.section(path)
         if s is None:
@@ -286,7 +289,7 @@ class Report:
     rows: list[Row]
     subsystems: list[SubsystemRow]
     maintainers_source: str          # maintainers.py | report.py | none
-    forwarders: Optional[list[ForwarderRow]]   # None: not computed
+    forwarders: list[ForwarderRow] | None   # None: not computed
     forwarder_counts: dict[str, int]
     forwarders_problem: str          # why forwarders were not computed
     diffs_computed: bool
@@ -379,43 +382,29 @@ def _module_available(name: str) -> bool:
         return False
 
 
-def _find_forwarders(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache,
-                     progress) -> tuple[Optional[tuple[ForwarderSite, ...]], str]:
-    if not _module_available("mmconvert.forwarders"):
-        return None, "missing"
-    mod = importlib.import_module("mmconvert.forwarders")
-    find = getattr(mod, "find", None)
-    if find is None:
-        return None, "missing"
-    try:
-        return tuple(find(gt, api, inv, include_core=True)), ""
-    except MmconvertError:
-        raise
-    except Exception as e:  # a stage's bug must not cost the rest of the report
-        log.warning("mmconvert: forwarders failed, the report goes without them: %s", e)
-        return None, f"failed: {e}"
+def _stage_function(module: str, name: str):
+    """`mmconvert.<module>.<name>`, or None when this mmconvert lacks it."""
+    if not _module_available(f"mmconvert.{module}"):
+        return None
+    return getattr(importlib.import_module(f"mmconvert.{module}"), name, None)
 
 
-def _plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, jobs, timeout, cache, progress):
-    if not _module_available("mmconvert.convert"):
-        return None, "missing"
-    mod = importlib.import_module("mmconvert.convert")
-    plan = getattr(mod, "plan", None)
-    if plan is None:
-        return None, "missing"
+def _guarded(stage: str, call):
+    """(result, "") or (None, "failed: ..."): a stage's bug must not cost the
+    rest of the report; typed errors (no spatch, bad tree) still stop it."""
     try:
-        return plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
-                    progress=progress), ""
+        return call(), ""
     except MmconvertError:
         raise
-    except Exception as e:  # a stage's bug must not cost the rest of the report
-        log.warning("mmconvert: convert failed, the report goes without diffs: %s", e)
+    except Exception as e:  # noqa: BLE001 -- see the docstring
+        log.warning("mmconvert: %s failed, the report goes without it: %s", stage, e)
         return None, f"failed: {e}"
 
 
 def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
-          forwarders: Optional[tuple[ForwarderSite, ...]] = None, forwarders_problem: str = "",
-          changes: Optional[list[Change]] = None, skipped: tuple[Handler, ...] = (),
+          forwarders: tuple[ForwarderSite, ...] | None = None, forwarders_problem: str = "",
+          forwarder_changes: list[Change] | None = None,
+          changes: list[Change] | None = None, skipped: tuple[Handler, ...] = (),
           diffs_problem: str = "", warnings: tuple[FileWarning, ...] = ()) -> Report:
     """The report's data from what the stages computed (None: not computed)."""
     root = gt.path
@@ -466,12 +455,17 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
             files=tuple(sorted({r.location.file for r in rs}))))
     subsystems.sort(key=lambda s: (-s.total, s.name))
 
+    fix_of: dict[tuple[str, str], Change] = {}
+    for ch in forwarder_changes or ():
+        for name in ch.handlers:
+            for f in ch.files:
+                fix_of.setdefault((f, name), ch)
     fwd_rows = None
     fwd_counts: dict[str, int] = {}
     if forwarders is not None:
         fwd_rows = []
         for f in forwarders:
-            ch = change_of.get(f.function) if f.state in ("needs-bailout", "rewrite") else None
+            ch = fix_of.get((f.file, f.function))
             fwd_rows.append(ForwarderRow(
                 site=f, code=src.code(f), subsystem=section_of(f.file)[0],
                 diff=diff_lines(ch.diff) if ch and ch.diff else (),
@@ -485,9 +479,10 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
             if r.site.state not in fwd_counts:
                 fwd_counts[r.site.state] = sum(1 for x in fwd_rows if x.site.state == r.site.state)
 
-    shown = {n for r in rows if r.diff for n in (r.name,)} | \
-            {r.site.function for r in (fwd_rows or []) if r.diff}
-    other = [ch for ch in (changes or ()) if ch.diff and not any(n in shown for n in ch.handlers)]
+    shown = {id(change_of[r.name]) for r in rows if r.diff} | \
+            {id(fix_of[(r.site.file, r.site.function)]) for r in (fwd_rows or []) if r.diff}
+    other = [ch for ch in [*(forwarder_changes or ()), *(changes or ())]
+             if ch.diff and id(ch) not in shown]
 
     convertible = sum(1 for r in rows if r.convertible)
     return Report(
@@ -511,29 +506,43 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
 def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
             timeout: int = spatch.DEFAULT_TIMEOUT, diffs: bool = True,
             progress=None) -> Report:
-    """Run the stages the report needs on the tree (read only) and build it."""
+    """Run the stages the report needs on the tree (read only) and build it.
+    Each stage plans against the unmodified tree, so a conversion's diff is
+    shown as if the forwarder fixes were not there (they touch other code)."""
     from .inventory import scan
     from .tree import open_tree, resolve
 
     gt = open_tree(tree)
     api = resolve(tree, api_name)
-    cache = spatch.Cache()
-    inv = scan(gt, api, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
-    fwd, fwd_problem = _find_forwarders(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
-                                        progress=progress)
+    kw = {"jobs": jobs, "timeout": timeout, "cache": spatch.Cache(), "progress": progress}
+    inv = scan(gt, api, **kw)
+    warnings: list[FileWarning] = []
+
+    fwd, fwd_problem, fchanges = None, "missing", None
+    find = _stage_function("forwarders", "find")
+    if find is not None:
+        fwd, fwd_problem = _guarded("forwarders", lambda: tuple(find(gt, api, **kw)))
+    fplan = _stage_function("forwarders", "plan")
+    if fwd is not None and fplan is not None and diffs:
+        planned, _ = _guarded("forwarders", lambda: fplan(gt, api, fwd, **kw))
+        if planned is not None:
+            fchanges = list(planned[0])
+            warnings += planned[1]
+
     changes = None
     skipped: tuple[Handler, ...] = ()
-    warnings: tuple[FileWarning, ...] = ()
     diffs_problem = "disabled"
     if diffs:
-        planned, diffs_problem = _plan(gt, api, inv, jobs=jobs, timeout=timeout, cache=cache,
-                                       progress=progress)
-        if planned is not None:
-            ch, sk, warns, _cocci = planned
-            changes, skipped, warnings = list(ch), tuple(sk), tuple(warns)
+        plan = _stage_function("convert", "plan")
+        diffs_problem = "missing"
+        if plan is not None:
+            planned, diffs_problem = _guarded("convert", lambda: plan(gt, api, inv, **kw))
+            if planned is not None:
+                changes, skipped = list(planned[0]), tuple(planned[1])
+                warnings += planned[2]
     return build(gt, api, inv, forwarders=fwd, forwarders_problem=fwd_problem,
-                 changes=changes, skipped=skipped, diffs_problem=diffs_problem,
-                 warnings=warnings)
+                 forwarder_changes=fchanges, changes=changes, skipped=skipped,
+                 diffs_problem=diffs_problem, warnings=tuple(warnings))
 
 
 # -- rendering -----------------------------------------------------------
@@ -615,16 +624,19 @@ def write_report(report: Report, html: Path | None, markdown: Path | None) -> li
 
 # -- the command ---------------------------------------------------------
 
-def report_command(
-        tree: Path = typer.Argument(..., help="kernel checkout (only read)"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE.html",
-                                              help="write the HTML report here"),
-        markdown: Optional[Path] = typer.Option(None, "--markdown", metavar="FILE.md",
-                                                help="also (or only) write it as markdown"),
-        api: str = ApiOpt,
-        diffs: bool = typer.Option(True, "--diffs/--no-diffs",
-                                   help="compute the diff of every convertible handler"),
-        jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
+TreeArg = typer.Argument(..., help="kernel checkout (only read)")
+OutputOpt = typer.Option(None, "-o", "--output", metavar="FILE.html",
+                         help="write the HTML report here")
+MarkdownOpt = typer.Option(None, "--markdown", metavar="FILE.md",
+                           help="also (or only) write it as markdown")
+DiffsOpt = typer.Option(True, "--diffs/--no-diffs",
+                        help="compute the diff of every convertible handler")
+
+
+def report_command(tree: Path = TreeArg, output: Path | None = OutputOpt,
+                   markdown: Path | None = MarkdownOpt, api: str = ApiOpt,
+                   diffs: bool = DiffsOpt, jobs: int | None = JobsOpt,
+                   timeout: int = TimeoutOpt):
     """Write the state of the conversion campaign as one HTML page (and markdown)."""
     def go():
         if output is None and markdown is None:

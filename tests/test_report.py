@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_mmconvert, tree_state
+
 from mmconvert.report import MaintainersIndex, diff_lines, parse_maintainers
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -247,7 +247,7 @@ def test_report_markdown_has_the_same_content(sample_tree, tmp_path):
     assert f"**{total}** handlers left" in md
     assert f"**{convertible}** convertible now" in md
     for k, n in counts.items():
-        assert re.search(rf"^\| {k.replace('-', ' ')} \| {n} \|", md, re.M), k
+        assert re.search(rf"^\| {k.replace('-', ' ')} \| {n} \|", md, re.MULTILINE), k
     for h in scan["handlers"]:
         assert f"`{h['name']}()`" in md
     assert "| SAMPLEFS | Sam Pleasance <sam@example.com> |" in md
@@ -301,12 +301,13 @@ def chromium() -> str:
     if found:
         return found
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    p = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env,
+    p = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False,
                        capture_output=True, text=True)
     if p.returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False,
+                       capture_output=True)
         p = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env,
-                           capture_output=True, text=True)
+                           check=False, capture_output=True, text=True)
     found = shutil.which("chromium")
     assert found, f"cannot install chromium: {p.stderr.strip()[-500:]}"
     return found
@@ -318,14 +319,14 @@ def browse(chromium: str, page: Path, *, fragment: str = "", screenshot: Path | 
     url = page.resolve().as_uri() + fragment
     with tempfile.TemporaryDirectory(prefix="mmconvert-chromium-") as profile:
         args = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
-        p = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True,
+        p = subprocess.run([*args, "--dump-dom", url], check=False, capture_output=True, text=True,
                            timeout=180)
         assert p.returncode == 0 and "</html>" in p.stdout, p.stderr[-2000:]
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             screenshot.unlink(missing_ok=True)
             s = subprocess.run([*args, f"--screenshot={screenshot}", "--window-size=1400,2000",
-                                url], capture_output=True, text=True, timeout=180)
+                                url], check=False, capture_output=True, text=True, timeout=180)
             assert s.returncode == 0 and screenshot.stat().st_size > 10_000, s.stderr[-2000:]
     return p.stdout
 

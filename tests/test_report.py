@@ -237,6 +237,58 @@ def test_report_lists_forwarders_with_their_state(sample_tree, tmp_path):
     assert "shmlike_mmap()" in text and "ipc/shmlike.c" in text
 
 
+FIX = """\
+--- a/ipc/shmlike.c
++++ b/ipc/shmlike.c
+@@ -62,2 +62,4 @@
+ \tint ret;
++\tif (sfd->file->f_op->mmap_proto)
++\t\treturn -ENODEV;
+ \tret = call_mmap(sfd->file, vma);
+"""
+
+
+def test_forwarder_section_shows_each_state_and_the_fix(sample_tree):
+    """The section as the forwarders stage fills it (sites given here, so
+    this checks the report, not the stage)."""
+    from mmconvert import spatch
+    from mmconvert.inventory import scan
+    from mmconvert.model import Change, ForwarderSite
+    from mmconvert.report import build, render_html, render_markdown
+    from mmconvert.tree import open_tree, resolve
+
+    gt, api = open_tree(sample_tree), resolve(sample_tree, "auto")
+    inv = scan(gt, api, jobs=1, timeout=spatch.DEFAULT_TIMEOUT, cache=None, progress=None)
+    sites = (
+        ForwarderSite("fs/backing-file.c", 1, "backing_file_mmap", "forward",
+                      "call_mmap(file, vma)", "handled"),
+        ForwarderSite("ipc/shmlike.c", 63, "shmlike_mmap", "forward",
+                      "call_mmap(sfd->file, vma)", "needs-bailout"),
+        ForwarderSite("fs/binfmt_sample.c", 1, "load_sample_binary", "presence-can-map",
+                      "!file->f_op->mmap", "rewrite"),
+        ForwarderSite("mm/filemap.c", 1, "do_mmap", "presence-can-map", "!file->f_op->mmap",
+                      "core", core=True),
+    )
+    fix = Change("forwarders", "shmlike: refuse files with .mmap_proto", ("shmlike_mmap",),
+                 ("ipc/shmlike.c",), FIX)
+    rep = build(gt, api, inv, forwarders=sites, forwarder_changes=[fix], changes=[])
+    dom = Dom(render_html(rep))
+    order = [e["attrs"]["data-state"] for e in dom.elements
+             if e["tag"] == "tbody" and e["attrs"].get("class") == "fw"]
+    assert order == ["needs-bailout", "rewrite", "handled", "core"]  # work left first
+    counts = {e["attrs"]["data-state"]: e["attrs"]["data-count"] for e in dom.elements
+              if e["tag"] == "span" and "data-count" in e["attrs"] and "data-state" in e["attrs"]}
+    assert counts == {"needs-bailout": "1", "rewrite": "1", "handled": "1", "core": "1"}
+    table = Dom.text(dom.by_id("forwarder-table"))
+    assert "bailout needed" in table and "IPC" in table  # state label, MAINTAINERS section
+    pre = [Dom.text(e) for e in dom.elements if e["tag"] == "pre"]
+    assert len(pre) == 1 and "return -ENODEV;" in pre[0]
+    md = render_markdown(rep)
+    assert "| `shmlike_mmap()` | `ipc/shmlike.c:63` | forwards | `call_mmap(sfd->file, vma)` " \
+           "| bailout needed |" in md
+    assert "### `shmlike_mmap()` (ipc/shmlike.c): bailout needed" in md
+
+
 def test_report_markdown_has_the_same_content(sample_tree, tmp_path):
     make_report(sample_tree, tmp_path)
     md = (tmp_path / "report.md").read_text()

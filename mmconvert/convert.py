@@ -233,6 +233,9 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
                     replaced = True
                 i += 1
                 continue
+        if in_doc:
+            # The description may still talk about the parameter it had.
+            ln = re.sub(r"@(vma|vm|area)\b", "@desc", ln)
         out.append(ln)
         i += 1
     return "\n".join(out)

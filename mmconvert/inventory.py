@@ -213,7 +213,9 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
         def_at = {(d.file, d.line) for d in ds}
         refs = []
         for f, n, text in ref_lines:
-            if not re.search(rf"\b{re.escape(name)}\b", text) or (f, n) in def_at \
+            # `struct privcmd_mmap` is a type that shares the name.
+            bare = re.sub(rf"\b(?:struct|union|enum)\s+{re.escape(name)}\b", "", text)
+            if not re.search(rf"\b{re.escape(name)}\b", bare) or (f, n) in def_at \
                     or (f, n) in entry_at:
                 continue
             if (f, n) in protos:

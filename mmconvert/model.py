@@ -69,8 +69,8 @@ class Reference:
 
 @dataclass(frozen=True)
 class Handler:
-    name: str
-    klass: Klass
+    name: str = field(metadata={"json": "handler"})
+    klass: Klass = field(metadata={"json": "class"})
     reason: Site
     definitions: tuple[Definition, ...]
     fops: tuple[FopsEntry, ...]
@@ -137,7 +137,8 @@ class Inventory:
 def to_json(obj):
     """Dataclasses, enums and tuples as plain JSON values."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.metadata.get("json", f.name): to_json(getattr(obj, f.name))
+                for f in dataclasses.fields(obj)}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):

@@ -299,11 +299,19 @@ class KbuildBuilder(Builder):
         d = str(PurePosixPath(obj).parent)
         if d == "." or obj not in self._dir_lists(d)[0]:
             return f"not built by x86 {CONFIG} (no obj-y/obj-m selects it)"
+        # Walk up to a top-level directory (or arch/x86) through the
+        # directories that descend into each other; a Makefile may name a
+        # grandchild (drivers/Makefile: obj-$(CONFIG_IPMI_HANDLER) += char/ipmi/).
         while len(PurePosixPath(d).parts) > 1 and d != f"arch/{ARCH}":
-            parent = str(PurePosixPath(d).parent)
-            if d not in self._dir_lists(parent)[1]:
+            for parent in PurePosixPath(d).parents:
+                p = str(parent)
+                if p == "." or d in self._dir_lists(p)[1]:
+                    break
+            else:
+                p = "."
+            if p == ".":
                 return f"not built by x86 {CONFIG} ({d}/ is not descended into)"
-            d = parent
+            d = p
         return None
 
     @property

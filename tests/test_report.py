@@ -73,8 +73,16 @@ def scan_json(tree: Path) -> dict:
     return json.loads(p.stdout)
 
 
+def name_of(h: dict) -> str:
+    return h.get("handler", h.get("name"))
+
+
+def class_of(h: dict) -> str:
+    return h.get("class", h.get("klass"))
+
+
 def class_counts(scan: dict) -> dict[str, int]:
-    c = collections.Counter(h["klass"] for h in scan["handlers"])
+    c = collections.Counter(class_of(h) for h in scan["handlers"])
     return {k: c[k] for k in CLASSES}
 
 
@@ -100,7 +108,7 @@ def assert_summary_matches_scan(dom: Dom, scan: dict) -> None:
     # One handler row per scanned handler, with the class scan gave it.
     rows = {Dom.text(e).split("()")[0]: e["attrs"]["data-class"]
             for e in dom.elements if e["tag"] == "tbody" and e["attrs"].get("class") == "h"}
-    assert rows == {h["name"]: h["klass"] for h in scan["handlers"]}
+    assert rows == {name_of(h): class_of(h) for h in scan["handlers"]}
 
 
 # -- MAINTAINERS ---------------------------------------------------------
@@ -212,18 +220,18 @@ def test_report_shows_the_diff_of_every_convertible_handler(sample_tree, tmp_pat
     dom = Dom(html)
     hook = scan["api"]["hook"]
     for h in scan["handlers"]:
-        body = dom.find(id="h-" + re.sub(r"[^a-z0-9]+", "-", h["name"].lower()).strip("-"))
-        assert body, h["name"]
+        body = dom.find(id="h-" + re.sub(r"[^a-z0-9]+", "-", name_of(h).lower()).strip("-"))
+        assert body, name_of(h)
         i = dom.elements.index(body[0])
         nxt = next(j for j in range(i + 1, len(dom.elements))
                    if dom.elements[j]["tag"] == "tbody"
                    or dom.elements[j]["attrs"].get("id") == "f-none")
         pres = [e for e in dom.elements[i:nxt] if e["tag"] == "pre"]
-        if h["klass"] in CONVERTIBLE:
-            assert pres, f"{h['name']}: no diff"
+        if class_of(h) in CONVERTIBLE:
+            assert pres, f"{name_of(h)}: no diff"
             assert re.search(r"\+\s*\." + hook + r"\b", Dom.text(pres[0]).replace(" .", "."))
         else:
-            assert not pres, f"{h['name']}: a diff for a {h['klass']} handler"
+            assert not pres, f"{name_of(h)}: a diff for a {class_of(h)} handler"
 
 
 def test_report_lists_forwarders_with_their_state(sample_tree, tmp_path):
@@ -301,7 +309,7 @@ def test_report_markdown_has_the_same_content(sample_tree, tmp_path):
     for k, n in counts.items():
         assert re.search(rf"^\| {k.replace('-', ' ')} \| {n} \|", md, re.MULTILINE), k
     for h in scan["handlers"]:
-        assert f"`{h['name']}()`" in md
+        assert f"`{name_of(h)}()`" in md
     assert "| SAMPLEFS | Sam Pleasance <sam@example.com> |" in md
     assert "## Forwarders and presence checks" in md
     assert md.count("```diff") >= convertible
@@ -398,7 +406,7 @@ def test_chromium_renders_the_summary_of_scan(chromium, sample_tree, tmp_path):
 def test_chromium_filters_by_class_from_a_link(chromium, sample_tree, tmp_path):
     make_report(sample_tree, tmp_path)
     scan = scan_json(sample_tree)
-    want = {h["name"] for h in scan["handlers"] if h["klass"] == "needs-vma"}
+    want = {name_of(h) for h in scan["handlers"] if class_of(h) == "needs-vma"}
     assert want
     dom = Dom(browse(chromium, tmp_path / "report.html", fragment="#handlers?class=needs-vma"))
     visible = {Dom.text(e).split("()")[0] for e in dom.elements

@@ -33,7 +33,7 @@ COCCI_DIR = Path(__file__).resolve().parent.parent / "cocci"
 RECORD = "MMCONVERT "
 DEFAULT_TIMEOUT = 200  # the kernel's .cocciconfig
 # Part of every cache key: results depend on them as much as on the rule.
-FLAGS = ("--no-includes", "--include-headers")
+FLAGS = ("--no-includes", "--include-headers", "--quiet", "--verbose-parsing")
 
 
 def spatch_program() -> str:
@@ -158,7 +158,8 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         sp.write_text(cocci)
         cmd = [prog, "--cocci-file", str(sp), *FLAGS, "--dir", str(farm),
                "--jobs", str(jobs or default_jobs()), "--chunksize", "1",
-               "--timeout", str(timeout), "--verbose-parsing", "--quiet",
+               # --quiet after --verbose-parsing would silence the parse errors.
+               "--timeout", str(timeout), "--quiet", "--verbose-parsing",
                "--macro-file", str(COCCI_DIR / "kernel-macros.h")]
         if not patch:
             cmd += ["-D", "report"]

@@ -241,6 +241,15 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
     return "\n".join(out)
 
 
+def rename_in_comment(text: str, line_text: str, old: str, new: str) -> str:
+    """A comment that names the handler as `old()` names the new one."""
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        if ln.strip() == line_text:
+            lines[i] = re.sub(rf"\b{re.escape(old)}\(\)", f"{new}()", ln)
+    return "\n".join(lines)
+
+
 def rename_define_alias(text: str, line: int, old: str, new: str) -> str:
     lines = text.split("\n")
     if 0 < line <= len(lines) and re.match(r"\s*#\s*define\b", lines[line - 1]):
@@ -480,6 +489,8 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                     new = fix_kernel_doc(new, h.name, h.name + suffix, desc_line)
                 elif r.kind == "define":
                     new = rename_define_alias(new, r.line, h.name, h.name + suffix)
+                elif r.kind == "comment":
+                    new = rename_in_comment(new, r.text, h.name, h.name + suffix)
         new_texts[f] = new
 
     failed: dict[str, str] = {}

@@ -224,7 +224,7 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
                 kind = "fops-macro"
             else:
                 kind = _ref_kind(text, name)
-            if kind == "comment":
+            if kind == "comment" and not re.search(rf"\b{re.escape(name)}\(\)", text):
                 continue
             refs.append(Reference(f, n, kind, text.strip()))
         h = _classify(gt, api, name, ds, fops, tuple(refs), texts, bad_lines)

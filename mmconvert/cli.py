@@ -58,26 +58,36 @@ def api(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = Api
 
 
 def _inventory(tree: Path, api: str, jobs, timeout):
+    from . import forwarders
     from .inventory import scan
     from .tree import open_tree, resolve
 
     gt = open_tree(tree)
     facts = resolve(tree, api)
-    return gt, scan(gt, facts, jobs=jobs, timeout=timeout, cache=spatch.Cache(),
-                    progress=progress)
+    cache = spatch.Cache()
+    inv = scan(gt, facts, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
+    sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
+                            progress=progress)
+    return inv, sites
 
 
 @app.command()
 def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
          as_json: bool = typer.Option(False, "--json", help="records as JSON"),
          jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
-    """Inventory every struct file_operations .mmap handler and classify it."""
-    _, inv = run(lambda: _inventory(tree, api, jobs, timeout))
+    """Inventory every struct file_operations .mmap handler and classify it,
+    then list the forwarders and presence checks."""
+    inv, sites = run(lambda: _inventory(tree, api, jobs, timeout))
     if as_json:
-        print(json.dumps(to_json(inv), indent=1))
+        out = to_json(inv)
+        out["forwarders"] = to_json(sites)
+        print(json.dumps(out, indent=1))
     else:
+        from .forwarders import sites_text
         from .textout import scan_text
         print(scan_text(inv))
+        print()
+        print(sites_text(sites))
 
 
 # -- stage commands: each stage module owns its command ------------------

@@ -168,11 +168,15 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
             m = by_macro[r["macro"]]
             e = FopsEntry(r["file"], r["line"], r["fops"], m.handler, "macro", m.name)
         entries[(e.file, e.line)] = e
-    for f, n, _ in mmap_lines:
-        for lo, hi in res.bad_regions.get(f, []):
-            if lo <= n <= hi and (f, n) not in entries:
-                warnings.append(FileWarning(f, "parse", f"spatch could not parse lines "
-                                            f"{lo}-{hi}: the .mmap at line {n} was not checked"))
+    in_macro = {(m.file, n) for m in macros for n in range(m.line, m.line + 60)}
+    for f, n, text in mmap_lines:
+        if (f, n) in entries or (f, n) in in_macro and text.rstrip().endswith("\\"):
+            continue
+        regions = [r for r in res.bad_regions.get(f, []) if r[0] <= n <= r[1]]
+        if regions and not any(m.file == f and m.line <= n <= m.line + 60 for m in macros):
+            lo, hi = min(r[0] for r in regions), max(r[1] for r in regions)
+            warnings.append(FileWarning(f, "parse", f"spatch could not parse lines "
+                                        f"{lo}-{hi}: the .mmap at line {n} was not checked"))
     entry_list = sorted(entries.values(), key=lambda e: (e.file, e.line))
 
     names = sorted({e.handler for e in entry_list if e.handler})

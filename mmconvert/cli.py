@@ -100,3 +100,7 @@ from .verify import verify_command  # noqa: E402
 app.command("verify")(verify_command)
 from .series import series_command  # noqa: E402
 app.command("series")(series_command)
+
+
+if __name__ == "__main__":
+    app()

@@ -317,8 +317,12 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                     if not _flag_list(rhs):
                         return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, end - 1)),
                                        ("flag expression with no VMA_*_BIT form",))
-                elif nxt == "&" or prev == "&":
-                    continue
+                elif nxt == "&":
+                    k = i + 4
+                    end = body.match_paren(k) if toks[k].text == "(" else k
+                    if not _flag_list([x.text for x in toks[k:end + 1]]):
+                        return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, end)),
+                                       ("flag test with no VMA_*_BIT form",))
                 else:
                     return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, i + 2)),
                                    ("vm_flags used as a word; the desc has a bitmap",))

@@ -35,10 +35,10 @@ log = logging.getLogger("mmconvert")
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
-# Forwarder states in the order a reviewer reads them: what still needs work first.
 # How far below its line the report looks for the end of a deciding expression.
 MAX_CODE_LINES = 6
 
+# Forwarder states in the order a reviewer reads them: what still needs work first.
 FORWARDER_STATES = ("needs-bailout", "rewrite", "handled", "safe", "core")
 
 
@@ -271,6 +271,8 @@ class ForwarderRow:
 
 @dataclass
 class Report:
+    """Everything the templates show; they decide no numbers themselves."""
+
     tree: str
     tree_name: str
     commit: str

@@ -104,10 +104,12 @@ def _include_name(path: str) -> str | None:
     return None
 
 
-def targets_for(gt: GitTree, files: list[str], kbuild: bool
+def targets_for(gt: GitTree, files: list[str], kbuild: bool, unselected=None
                 ) -> tuple[list[Target], list[ObjectResult]]:
     """The objects to build for the C files a patch leaves in the tree
-    (deleted files are not passed in), and those that cannot be checked."""
+    (deleted files are not passed in), and those that cannot be checked.
+    `unselected(obj)` (a builder's) says why the config does not build an
+    object; header users are only picked among objects it builds."""
     targets: dict[str, Target] = {}
     skipped: list[ObjectResult] = []
 
@@ -125,7 +127,7 @@ def targets_for(gt: GitTree, files: list[str], kbuild: bool
         if f.endswith(".c"):
             add(f[:-2] + ".o")
             continue
-        chosen = _header_users(gt, f, kbuild)
+        chosen = _header_users(gt, f, kbuild, unselected)
         if not chosen:
             skipped.append(ObjectResult(f, "skipped", "no x86-buildable .c file includes it"))
         for c in chosen:
@@ -133,7 +135,7 @@ def targets_for(gt: GitTree, files: list[str], kbuild: bool
     return list(targets.values()), skipped
 
 
-def _header_users(gt: GitTree, header: str, kbuild: bool) -> list[str]:
+def _header_users(gt: GitTree, header: str, kbuild: bool, unselected=None) -> list[str]:
     """A small fixed set of .c files that see `header`.
 
     Shared headers (include/...): the first HEADER_USERS .c files, in path
@@ -145,14 +147,23 @@ def _header_users(gt: GitTree, header: str, kbuild: bool) -> list[str]:
     if name is not None:
         users = gt.grep_files([f"#include <{name}>"], fixed=True, pathspecs=("*.c",))
         users = [u for u in users if not (kbuild and _other_arch(u))]
-        return users[:HEADER_USERS]
+        return _first_built(users, HEADER_USERS, unselected)
     d = str(PurePosixPath(header).parent)
     local = [p for p in gt.run("ls-files", "--", f"{d}/*.c").split()
              if str(PurePosixPath(p).parent) == d]
     base = PurePosixPath(header).name
     naming = set(gt.grep_files([f'"{base}"'], fixed=True, pathspecs=tuple(local))) if local else set()
     ordered = sorted(local, key=lambda p: (p not in naming, p))
-    return ordered[:DIR_OBJECTS]
+    return _first_built(ordered, DIR_OBJECTS, unselected)
+
+
+def _first_built(sources: list[str], n: int, unselected, look: int = 40) -> list[str]:
+    """The first `n` of `sources` the config builds (among the first `look`);
+    the first `n` as they are when nothing is built or no check is given."""
+    if unselected is None:
+        return sources[:n]
+    built = [c for c in sources[:look] if unselected(c[:-2] + ".o") is None]
+    return built[:n] or sources[:n]
 
 
 # -- running make ----------------------------------------------------------------

@@ -143,7 +143,7 @@ class Report:
     series_errors: list[str] = field(default_factory=list)
     patches: list[PatchResult] = field(default_factory=list)
     build_note: str = ""
-    header_notes: list[str] = field(default_factory=list)
+    header_objects: dict[str, list[str]] = field(default_factory=dict)
     objects_built: int = 0
     build_seconds: float = 0.0
     seconds: float = 0.0
@@ -348,12 +348,13 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
                     touched = _touched(wt)
                     builder.sync(touched)
                     present = [f for f in touched if (wt.path / f).is_file()]
-                    targets, skipped = buildmod.targets_for(wt, present, builder.kind == "kbuild")
+                    targets, skipped = buildmod.targets_for(wt, present, builder.kind == "kbuild",
+                                                             builder.unselected)
                     for t in targets:
                         if t.via:
-                            note = f"{t.via}: built {t.object}"
-                            if note not in report.header_notes:
-                                report.header_notes.append(note)
+                            report.header_objects.setdefault(t.via, [])
+                            if t.object not in report.header_objects[t.via]:
+                                report.header_objects[t.via].append(t.object)
                     log.info("building %s: %d objects", p.label, len(targets))
                     r.objects = skipped + builder.build(targets)
             if builder is not None:
@@ -396,11 +397,13 @@ def summary_text(rep: Report) -> str:
     if rep.build:
         lines.append(f"build: {rep.objects_built} objects built in {rep.build_seconds} s; "
                      f"{rep.build_note}")
-        if rep.header_notes:
-            lines.append(f"  touched headers: built up to {buildmod.HEADER_USERS} x86-buildable "
-                         "files that #include a shared header (first in path order), or up to "
-                         f"{buildmod.DIR_OBJECTS} .c files beside a local header:")
-            lines += [f"    {n}" for n in rep.header_notes]
+        if rep.header_objects:
+            lines.append(f"  touched headers: for a shared header, the first {buildmod.HEADER_USERS}"
+                         " files (path order) that #include it and x86 allmodconfig builds; for "
+                         f"a local header, up to {buildmod.DIR_OBJECTS} .c files of its "
+                         "directory, those naming it first:")
+            lines += [f"    {h}: built {', '.join(objs)}"
+                      for h, objs in rep.header_objects.items()]
         skipped = [o for p in rep.patches for o in p.objects if o.status == "skipped"]
         if skipped:
             lines.append(f"  not build-checked (not counted as passed): {len(skipped)}")

@@ -444,7 +444,7 @@ def test_the_7_3_series_from_mmconvert_series_passes_verify(kernel_tree, tmp_pat
         pytest.skip("mmconvert series is not there yet")
     tree = kernel_tree("7.3")
     out = tmp_path / "series"
-    r = run_mmconvert("series", tree, "-o", out)
+    r = run_mmconvert("series", tree, "-o", out, "--signoff")
     assert r.returncode == 0, r.stdout + r.stderr
     before = tree_state(tree)
     r = run_mmconvert("verify", out, "--tree", tree, "--checkpatch", "--build")

@@ -37,7 +37,7 @@ _SUBJECT = re.compile(r"^\[(?P<tags>[^\]]*?)(?:\s*(?P<k>\d+)/(?P<n>\d+))?\]\s*(?
 _BASE = re.compile(r"^base-commit:\s*([0-9a-fA-F]{7,40})\s*$", re.MULTILINE)
 _AM_FAILED = re.compile(r"error: patch failed: (.+):(\d+)$", re.MULTILINE)
 _AM_ERROR = re.compile(r"^error: (.*)$", re.MULTILINE)
-_CP_LINE = re.compile(r"^(?P<where>\S*?):?(?P<line>\d+)?: (?P<kind>ERROR|WARNING|CHECK): (?P<msg>.*)$")
+_CP_LINE = re.compile(r"^(?:\S*: )?(?P<kind>ERROR|WARNING|CHECK): (?P<msg>.*)$")
 COMMITTER = {"GIT_COMMITTER_NAME": "mmconvert verify",
              "GIT_COMMITTER_EMAIL": "verify@mmconvert.invalid"}
 
@@ -398,8 +398,9 @@ def summary_text(rep: Report) -> str:
         lines.append(f"build: {rep.objects_built} objects built in {rep.build_seconds} s; "
                      f"{rep.build_note}")
         if rep.header_objects:
-            lines.append(f"  touched headers: for a shared header, the first {buildmod.HEADER_USERS}"
-                         " files (path order) that #include it and x86 allmodconfig builds; for "
+            lines.append("  touched headers: for a shared header, the first "
+                         f"{buildmod.HEADER_USERS} files (path order) that #include it and "
+                         "x86 allmodconfig builds; for "
                          f"a local header, up to {buildmod.DIR_OBJECTS} .c files of its "
                          "directory, those naming it first:")
             lines += [f"    {h}: built {', '.join(objs)}"

@@ -257,7 +257,12 @@ def path_prefix(paths: list[str]) -> str:
     top = dirs[0]
     if top == "drivers" and len(dirs) >= 3 and dirs[1] == "gpu" and dirs[2] == "drm":
         return "drm/" + dirs[3] if len(dirs) >= 4 else ("drm: " + stem if stem else "drm")
-    if top in ("drivers", "sound", "arch") and len(dirs) >= 2:
+    if top == "arch" and len(dirs) >= 2:
+        leaf = dirs[-1] if len(dirs) >= 3 else stem
+        return f"{dirs[1]}/{leaf}" if leaf and leaf != dirs[1] else dirs[1]
+    if top == "security" and len(dirs) >= 2:
+        return dirs[1]
+    if top in ("drivers", "sound") and len(dirs) >= 2:
         head = {"sound": "ALSA"}.get(top, dirs[1])
         if top == "sound":
             leaf = dirs[-1] if len(dirs) >= 2 else stem

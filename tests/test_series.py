@@ -184,6 +184,8 @@ def test_a_file_no_section_covers_falls_back_to_its_directory(tmp_path):
     (["mm/filemap.c"], "mm"),
     (["ipc/shm.c"], "ipc"),
     (["fs/backing-file.c"], "fs"),
+    (["arch/x86/kernel/cpu/sgx/virt.c"], "x86/sgx"),
+    (["security/selinux/selinuxfs.c"], "selinux"),
 ])
 def test_the_subject_prefix_comes_from_the_path_without_history(paths, prefix):
     assert maintainers.path_prefix(paths) == prefix

@@ -273,6 +273,8 @@ def path_prefix(paths: list[str]) -> str:
         return f"{head}: {leaf}" if leaf and leaf != head else head
     if top in ("fs", "net") and len(dirs) >= 2:
         return dirs[-1] if top == "fs" else dirs[1]
+    if top == "fs" and stem:
+        return stem          # fs/binfmt_elf.c -> binfmt_elf
     if top in ("fs", "mm", "ipc", "block", "security", "crypto", "net", "lib"):
         return top
     if top == "kernel":

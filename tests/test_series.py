@@ -183,7 +183,8 @@ def test_a_file_no_section_covers_falls_back_to_its_directory(tmp_path):
     (["drivers/misc/sgi-gru/grufile.c"], "misc: sgi-gru"),
     (["mm/filemap.c"], "mm"),
     (["ipc/shm.c"], "ipc"),
-    (["fs/backing-file.c"], "fs"),
+    (["fs/backing-file.c"], "backing-file"),
+    (["fs/backing-file.c", "fs/exec.c"], "fs"),
     (["arch/x86/kernel/cpu/sgx/virt.c"], "x86/sgx"),
     (["security/selinux/selinuxfs.c"], "selinux"),
 ])

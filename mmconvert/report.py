@@ -239,7 +239,7 @@ class Row:
     diff: tuple[DiffLine, ...] = ()
     diff_text: str = ""
     diff_with: tuple[str, ...] = ()   # other handlers in the same change
-    diff_stage: str = ""
+    changes: tuple[str, ...] = ()     # titles of the changes in `diff`
 
     @property
     def name(self) -> str:
@@ -417,10 +417,21 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
         s = lookup(path) if lookup else None
         return (s.name, s) if s else (subsystem_of(path), None)
 
-    change_of: dict[str, Change] = {}
+    # Every change a handler's row shows: its conversion, and the library
+    # twin (`foo_mmap_prepare` for `foo_mmap`) or fops switches that name it.
+    known = {h.name for h in inv.handlers}
+    change_of: dict[str, list[Change]] = collections.defaultdict(list)
     for ch in changes or ():
+        if not ch.diff:
+            continue
+        names = set()
         for name in ch.handlers:
-            change_of.setdefault(name, ch)
+            if api.suffix and name.endswith(api.suffix) and name[:-len(api.suffix)] in known:
+                name = name[:-len(api.suffix)]
+            if name in known:
+                names.add(name)
+        for name in sorted(names):
+            change_of[name].append(ch)
     skipped_names = {h.name for h in skipped}
     rows: list[Row] = []
     sections: dict[str, Section | None] = {}
@@ -428,15 +439,16 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
         loc_src = h.definitions[0] if h.definitions else h.fops[0]
         sub, sec = section_of(h.subsystem_file)
         sections[sub] = sec
-        ch = change_of.get(h.name)
+        chs = change_of.get(h.name, [])
+        text = "".join(ch.diff if ch.diff.endswith("\n") else ch.diff + "\n" for ch in chs)
         rows.append(Row(
             handler=h, klass=h.klass.value, subsystem=sub,
             location=Site(loc_src.file, loc_src.line), code=src.code(h.reason),
             status=_status(h, skipped_names),
-            diff=diff_lines(ch.diff) if ch and ch.diff else (),
-            diff_text=ch.diff if ch else "",
-            diff_with=tuple(n for n in ch.handlers if n != h.name) if ch else (),
-            diff_stage=ch.stage if ch else ""))
+            diff=diff_lines(text), diff_text=text,
+            diff_with=tuple(dict.fromkeys(n for ch in chs for n in ch.handlers
+                                          if n in known and n != h.name)),
+            changes=tuple(ch.title for ch in chs)))
     order = {k.value: i for i, k in enumerate(CLASS_ORDER)}
     rows.sort(key=lambda r: (order[r.klass], r.subsystem, r.location.file, r.name))
 
@@ -481,7 +493,7 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
             if r.site.state not in fwd_counts:
                 fwd_counts[r.site.state] = sum(1 for x in fwd_rows if x.site.state == r.site.state)
 
-    shown = {id(change_of[r.name]) for r in rows if r.diff} | \
+    shown = {id(ch) for r in rows for ch in change_of.get(r.name, [])} | \
             {id(fix_of[(r.site.file, r.site.function)]) for r in (fwd_rows or []) if r.diff}
     other = [ch for ch in [*(forwarder_changes or ()), *(changes or ())]
              if ch.diff and id(ch) not in shown]
@@ -566,7 +578,7 @@ def _md_code(value) -> str:
 
 def _person(value: str) -> dict[str, str]:
     """'Name <addr>' as its parts (a bare address is its own name)."""
-    m = re.match(r"^\s*(.*?)\s*<([^>]+)>\s*$", str(value))
+    m = re.match(r"^\s*(.*?)\s*<([^>]+)>", str(value))  # a "(role)" after it is dropped
     if m:
         return {"name": m.group(1).strip('"') or m.group(2), "email": m.group(2)}
     text = str(value).strip()

@@ -25,8 +25,9 @@ import typer
 from markupsafe import Markup, escape
 
 from . import __version__, spatch
-from .errors import MmconvertError, UsageError
+from .errors import MmconvertError, SpatchError, UsageError
 from .gitrepo import GitTree
+from .pipeline import ApplyError
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .textout import CLASS_ORDER, subsystem_of
 from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
@@ -294,6 +295,7 @@ class Report:
     forwarders: list[ForwarderRow] | None   # None: not computed
     forwarder_counts: dict[str, int]
     forwarders_problem: str          # why forwarders were not computed
+    fixes_problem: str               # why forwarder fixes were not computed ("" if they were)
     diffs_computed: bool
     diffs_problem: str
     diff_count: int
@@ -392,10 +394,14 @@ def _stage_function(module: str, name: str):
 
 
 def _guarded(stage: str, call):
-    """(result, "") or (None, "failed: ..."): a stage's bug must not cost the
-    rest of the report; typed errors (no spatch, bad tree) still stop it."""
+    """(result, "") or (None, "failed: ..."): a stage's failure must not cost
+    the rest of the report; a missing tool, a bad tree or Ctrl-C still stop it."""
     try:
         return call(), ""
+    except (SpatchError, ApplyError) as e:
+        log.warning("mmconvert: %s failed, the report goes without it: %s", stage,
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     except MmconvertError:
         raise
     except Exception as e:  # noqa: BLE001 -- see the docstring
@@ -406,6 +412,7 @@ def _guarded(stage: str, call):
 def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
           forwarders: tuple[ForwarderSite, ...] | None = None, forwarders_problem: str = "",
           forwarder_changes: list[Change] | None = None,
+          fixes_problem: str = "",
           changes: list[Change] | None = None, skipped: tuple[Handler, ...] = (),
           diffs_problem: str = "", warnings: tuple[FileWarning, ...] = ()) -> Report:
     """The report's data from what the stages computed (None: not computed)."""
@@ -511,6 +518,7 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
         macro_entries=sum(1 for e in inv.entries if e.form == "macro"),
         rows=rows, subsystems=subsystems, maintainers_source=maint_source,
         forwarders=fwd_rows, forwarder_counts=fwd_counts, forwarders_problem=forwarders_problem,
+        fixes_problem="" if forwarder_changes is not None else (fixes_problem or "missing"),
         diffs_computed=changes is not None, diffs_problem=diffs_problem,
         diff_count=sum(1 for r in rows if r.diff),
         warnings=list(inv.warnings) + [w for w in warnings if w not in inv.warnings],
@@ -533,12 +541,13 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     warnings: list[FileWarning] = []
 
     fwd, fwd_problem, fchanges = None, "missing", None
+    fixes_problem = "disabled" if not diffs else "missing"
     find = _stage_function("forwarders", "find")
     if find is not None:
         fwd, fwd_problem = _guarded("forwarders", lambda: tuple(find(gt, api, **kw)))
     fplan = _stage_function("forwarders", "plan")
     if fwd is not None and fplan is not None and diffs:
-        planned, _ = _guarded("forwarders", lambda: fplan(gt, api, fwd, **kw))
+        planned, fixes_problem = _guarded("forwarders", lambda: fplan(gt, api, fwd, **kw))
         if planned is not None:
             fchanges = list(planned[0])
             warnings += planned[1]
@@ -555,8 +564,8 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
                 changes, skipped = list(planned[0]), tuple(planned[1])
                 warnings += planned[2]
     return build(gt, api, inv, forwarders=fwd, forwarders_problem=fwd_problem,
-                 forwarder_changes=fchanges, changes=changes, skipped=skipped,
-                 diffs_problem=diffs_problem, warnings=tuple(warnings))
+                 forwarder_changes=fchanges, fixes_problem=fixes_problem, changes=changes,
+                 skipped=skipped, diffs_problem=diffs_problem, warnings=tuple(warnings))
 
 
 # -- rendering -----------------------------------------------------------

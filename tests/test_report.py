@@ -146,7 +146,11 @@ N:	drm
 
 def test_maintainers_picks_the_most_specific_section():
     index = MaintainersIndex(parse_maintainers(MAINTAINERS))
-    name = lambda path: (index.section_for(path) or None) and index.section_for(path).name
+
+    def name(path: str) -> str | None:
+        s = index.section_for(path)
+        return s.name if s else None
+
     assert name("fs/samplefs/file.c") == "SAMPLEFS"
     assert name("fs/binfmt_elf.c") == "EXEC/BINFMT"
     assert name("fs/namei.c") == "FILESYSTEMS (VFS)"

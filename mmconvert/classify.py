@@ -255,7 +255,7 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
             return Verdict(Klass.NEEDS_VMA, site, ("uses the vma pointer itself",))
         if u.name in FLAG_CALLS and u.arg == 0:
             continue
-        if u.name == "vma_pages" and u.arg == 0:
+        if u.name in ("vma_pages", "vma_is_shared_maywrite") and u.arg == 0:
             continue
         if u.name == "vma_set_anonymous" and api.has_set_anonymous:
             continue

@@ -301,10 +301,10 @@ def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = 
         # spatch could not finish these: leave them alone and say why.
         keep = []
         for h in selected:
-            if h.name in failed:
+            if h.key in failed:
                 skipped.append(dataclasses.replace(
                     h, klass=Klass.UNCLEAR,
-                    reason=dataclasses.replace(h.reason, expression=failed[h.name]),
+                    reason=dataclasses.replace(h.reason, expression=failed[h.key]),
                     notes=("the conversion left a use of the vma",)))
             else:
                 keep.append(h)
@@ -404,9 +404,9 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                     d["flags"] = True
         files = {dd.file for dd in h.definitions} | fops_files | {
             r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
-                                                       "define")}
-        touched[h.name] = files
-        details[h.name] = d
+                                                       "define", "comment")}
+        touched[h.key] = files
+        details[h.key] = d
 
     # Library helpers the tree lacks get a twin beside the original.
     lib_map = {n: n + suffix for n in LIB_HELPERS}
@@ -480,7 +480,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             for n in missing:
                 new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
         for h in selected:
-            if h.name in LIB_HELPERS or h.name in remove or details[h.name]["twin"]:
+            if h.name in LIB_HELPERS or h.name in remove or details[h.key]["twin"]:
                 continue
             for r in h.references:
                 if r.file != f:
@@ -499,11 +499,11 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             continue
         for dd in h.definitions:
             if dd.file in timed_out:
-                failed[h.name] = f"spatch timed out on {dd.file}"
+                failed[h.key] = f"spatch timed out on {dd.file}"
                 continue
             left = leftover(new_texts.get(dd.file, ""), h.name + suffix, dd.vma_param)
             if left is not None or (h.name + suffix) not in new_texts.get(dd.file, ""):
-                failed[h.name] = left or "spatch did not convert the definition"
+                failed[h.key] = left or "spatch did not convert the definition"
 
     # Group into changes: units that share a file travel together.
     parent = {u: u for u in touched}

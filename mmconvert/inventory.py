@@ -9,6 +9,7 @@ handlers; `classify` decides each handler's class.
 from __future__ import annotations
 
 import collections
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,12 +232,29 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
             if kind == "comment" and not re.search(rf"\b{re.escape(name)}\(\)", text):
                 continue
             refs.append(Reference(f, n, kind, text.strip()))
-        h = _classify(gt, api, name, ds, fops, tuple(refs), texts, bad_lines)
-        if "spatch could not parse its definition" in h.notes:
-            warnings.append(FileWarning(h.reason.file, "parse", f"spatch could not parse the "
-                                        f"definition of {name} at line {h.reason.line}"))
-        out.append(h)
+        for ds_, fops_, refs_ in _split_statics(ds, fops, refs):
+            h = _classify(gt, api, name, ds_, fops_, tuple(refs_), texts, bad_lines)
+            if "spatch could not parse its definition" in h.notes:
+                warnings.append(FileWarning(h.reason.file, "parse", f"spatch could not parse "
+                                            f"the definition of {name} at line {h.reason.line}"))
+            out.append(h)
     return out
+
+
+def _split_statics(ds, fops, refs):
+    """Functions of one name defined in different files (afu_mmap in
+    dfl-afu, cxl, ocxl and cxlflash) are different handlers: each keeps the
+    fops and references nearest to it."""
+    files = sorted({d.file for d in ds})
+    if len(files) < 2 or any(f.endswith(".h") for f in files):
+        return [(ds, fops, refs)]
+
+    def home(path: str) -> str:
+        # The definition file sharing the longest directory prefix.
+        return max(files, key=lambda f: len(os.path.commonprefix([f, path])))
+    return [(tuple(d for d in ds if d.file == f),
+             tuple(e for e in fops if home(e.file) == f),
+             [r for r in refs if home(r.file) == f]) for f in files]
 
 
 def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:

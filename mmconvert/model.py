@@ -79,6 +79,11 @@ class Handler:
     notes: tuple[str, ...] = ()
 
     @property
+    def key(self) -> str:
+        """Unique in an inventory: two static handlers may share a name."""
+        return f"{self.name}@{self.subsystem_file}"
+
+    @property
     def subsystem_file(self) -> str:
         """The file a series groups this handler by: its definition."""
         if self.definitions:

@@ -152,7 +152,8 @@ def _header_users(gt: GitTree, header: str, kbuild: bool, unselected=None) -> li
     local = [p for p in gt.run("ls-files", "--", f"{d}/*.c").split()
              if str(PurePosixPath(p).parent) == d]
     base = PurePosixPath(header).name
-    naming = set(gt.grep_files([f'"{base}"'], fixed=True, pathspecs=tuple(local))) if local else set()
+    naming = (set(gt.grep_files([f'"{base}"'], fixed=True, pathspecs=tuple(local)))
+              if local else set())
     ordered = sorted(local, key=lambda p: (p not in naming, p))
     return _first_built(ordered, DIR_OBJECTS, unselected)
 
@@ -168,6 +169,7 @@ def _first_built(sources: list[str], n: int, unselected, look: int = 40) -> list
 
 # -- running make ----------------------------------------------------------------
 _ERROR_TARGET = re.compile(r"\*\*\* \[[^\]]*?:\d+: ([^\]\s]+)\] Error")
+_BAD_CMD = re.compile(r"(\S+/\.[^/\s]+\.o\.cmd):\d+: \*\*\* missing separator")
 _NO_RULE = re.compile(r"No rule to make target '([^']+)'")
 _COMPILER_ERROR = re.compile(r"^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: (.*)$", re.MULTILINE)
 
@@ -224,6 +226,12 @@ class Builder:
         """Why the tree's configuration does not build `obj`, or None."""
         return None
 
+    def jobs_for(self, objs: list[str]) -> int:
+        return self.jobs
+
+    def _make_objects(self, objs: list[str]) -> tuple[int, str]:
+        return self._make("-k", f"-j{self.jobs_for(objs)}", *objs)
+
     def build(self, targets: list[Target]) -> list[ObjectResult]:
         """Build `targets` at once; one result per target."""
         results: dict[str, ObjectResult] = {}
@@ -236,7 +244,7 @@ class Builder:
                 todo.append(t)
         if todo:
             start = time.monotonic()
-            status, out = self._make("-k", f"-j{self.jobs}", *(t.object for t in todo))
+            status, out = self._make_objects([t.object for t in todo])
             failed = set(_ERROR_TARGET.findall(out))
             norule = set(_NO_RULE.findall(out))
             for t in todo:
@@ -266,7 +274,8 @@ class KbuildBuilder(Builder):
         self.key = f"{base[:12]}-{ARCH}_64-{CONFIG}"
         self.dir = cache_root() / self.key
         self.lockfile = cache_root() / f"{self.key}.lock"
-        self._dirs: dict[str, tuple[set[str], set[str]]] = {}
+        self._dirs: dict[str, tuple[set[str], set[str]] | None] = {}
+        self._racy: set[str] = set()
 
     @property
     def src(self) -> Path:
@@ -279,7 +288,7 @@ class KbuildBuilder(Builder):
     def make_args(self) -> list[str]:
         return ["make", "-C", str(self.src), f"O={self.objdir}", f"ARCH={ARCH}"]
 
-    def _dir_lists(self, d: str) -> tuple[set[str], set[str]]:
+    def _dir_lists(self, d: str) -> tuple[set[str], set[str]] | None:
         """(objects, subdirectories) Kbuild builds in directory `d` under the
         config: Makefile.build's own real-obj-y/m and subdir-ym, printed."""
         if d in self._dirs:
@@ -293,6 +302,14 @@ class KbuildBuilder(Builder):
         log.debug("%s", " ".join(cmd))
         p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
                            stdin=subprocess.DEVNULL)
+        if p.returncode != 0 and self._drop_bad_cmd(p.stderr):
+            p = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                               errors="replace", stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            # Cannot tell: say nothing rather than call an object unbuilt.
+            log.debug("cannot list %s: %s", d, p.stderr.strip()[-300:])
+            self._dirs[d] = None
+            return None
         objs: set[str] = set()
         subdirs: set[str] = set()
         for line in p.stdout.splitlines():
@@ -308,22 +325,55 @@ class KbuildBuilder(Builder):
         if parts[0] in NOT_KERNEL_TOP:
             return f"{parts[0]}/ is not built by Kbuild's kernel build"
         d = str(PurePosixPath(obj).parent)
-        if d == "." or obj not in self._dir_lists(d)[0]:
+        if d == ".":
             return f"not built by x86 {CONFIG} (no obj-y/obj-m selects it)"
+        lists = self._dir_lists(d)
+        if lists is None:
+            return None
+        if obj not in lists[0]:
+            return f"not built by x86 {CONFIG} (no obj-y/obj-m selects it)"
+        objdir = d
         # Walk up to a top-level directory (or arch/x86) through the
         # directories that descend into each other; a Makefile may name a
         # grandchild (drivers/Makefile: obj-$(CONFIG_IPMI_HANDLER) += char/ipmi/).
         while len(PurePosixPath(d).parts) > 1 and d != f"arch/{ARCH}":
             for parent in PurePosixPath(d).parents:
                 p = str(parent)
-                if p == "." or d in self._dir_lists(p)[1]:
+                pl = self._dir_lists(p) if p != "." else None
+                if p == "." or pl is None or d in pl[1]:
                     break
             else:
                 p = "."
-            if p == ".":
-                return f"not built by x86 {CONFIG} ({d}/ is not descended into)"
+            if p == "." or self._dir_lists(p) is None:
+                return (None if p != "." else
+                        f"not built by x86 {CONFIG} ({d}/ is not descended into)")
+            if p != str(PurePosixPath(d).parent):
+                # Kbuild descends into every listed subdir that prefixes a goal:
+                # reached from a grandparent, the directory is entered twice
+                # and two makes would write the same object and .cmd at once.
+                self._racy.add(objdir)
             d = p
         return None
+
+    def jobs_for(self, objs: list[str]) -> int:
+        racy = any(str(PurePosixPath(o).parent) in self._racy for o in objs)
+        return 1 if racy else self.jobs
+
+    def _make_objects(self, objs: list[str]) -> tuple[int, str]:
+        status, out = super()._make_objects(objs)
+        if status != 0 and self._drop_bad_cmd(out):
+            status, out = super()._make_objects(objs)
+        return status, out
+
+    def _drop_bad_cmd(self, out: str) -> bool:
+        """A .cmd file left half-written (a killed run) stops every make in
+        its directory: drop it and its object so they are built again."""
+        bad = set(_BAD_CMD.findall(out))
+        for f in bad:
+            cmd = self.objdir / f
+            (cmd.parent / cmd.name[1:].removesuffix(".cmd")).unlink(missing_ok=True)
+            cmd.unlink(missing_ok=True)
+        return bool(bad)
 
     @property
     def _manifest(self) -> Path:

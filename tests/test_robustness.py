@@ -1,0 +1,310 @@
+"""Faults a maintainer will meet, each with the outcome it must have, and
+the user's checkout compared byte for byte (status, HEAD, refs) before and
+after.
+
+Rows of the fault table covered elsewhere and not repeated here:
+test_scan.py (bad tree, spatch missing and a file spatch cannot parse for
+`api`/`scan`), test_convert.py (dirty tree, convert twice), test_series.py
+(output DIR not empty, branch exists, --force; Ctrl-C raised inside the
+library), test_verify.py (a hand-edited patch, an unknown verify --base).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MMCONVERT, git, run_mmconvert, tree_state
+
+# Handlers of the sample tree that `convert` converts (test_convert.py).
+CONVERTED = {"fieldsdev_mmap", "nofile_mmap", "ifdefdev_mmap", "sharedfb_mmap",
+             "samplefs_file_mmap", "generic_file_readonly_mmap"}
+BROKEN = "drivers/char/brokendev.c"
+HUGE = "drivers/char/hugedev.c"
+
+
+# -- helpers ----------------------------------------------------------------
+
+def add_file(tree: Path, path: str, text: str) -> None:
+    p = tree / path
+    p.write_text(text)
+    git(tree, "add", path)
+    git(tree, "commit", "--quiet", "-m", f"add {path}")
+
+
+def broken_file() -> str:
+    """A fops with .mmap that spatch cannot parse."""
+    return ("static const struct file_operations brokendev_fops = {\n"
+            "\t.mmap = brokendev_mmap,\n\t.open = (( ,\n};\n")
+
+
+def huge_file(functions: int = 6000) -> str:
+    """A correct, field-only handler at the end of 60,000 lines of small
+    functions: spatch needs several seconds for it, more than --timeout 1."""
+    out = ["#include <linux/fs.h>", "#include <linux/mm.h>", ""]
+    for i in range(functions):
+        out += [f"static int hugedev_helper_{i}(int a, int b)", "{", "\tint r = 0;", "",
+                f"\tif (a > {i})", "\t\tr = a + b;", "\telse", "\t\tr = a - b;", "\treturn r;",
+                "}", ""]
+    out += ["static int hugedev_mmap(struct file *file, struct vm_area_struct *vma)", "{",
+            "\tif (vma->vm_pgoff)", "\t\treturn -EINVAL;",
+            "\tvma->vm_private_data = file->private_data;", "\treturn 0;", "}", "",
+            "static const struct file_operations hugedev_fops = {",
+            "\t.mmap\t\t= hugedev_mmap,", "};", ""]
+    return "\n".join(out)
+
+
+def one_line(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def worktrees(tree: Path) -> int:
+    return len(git(tree, "worktree", "list").splitlines())
+
+
+def nothing_left_beside(out: Path) -> None:
+    """No DIR and no temporary series directory next to where DIR would be."""
+    assert not out.exists()
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def converted(result: dict) -> set[str]:
+    return {d["handler"] for c in result["changes"] if c["stage"] == "conversion"
+            for d in c["details"]}
+
+
+# -- TREE is not a directory / not a git repo / not a kernel tree ------------
+
+@pytest.fixture
+def bad_trees(tmp_path, sample_tree):
+    plain = tmp_path / "plain"
+    shutil.copytree(sample_tree, plain, ignore=shutil.ignore_patterns(".git"))
+    notkernel = tmp_path / "notkernel"
+    notkernel.mkdir()
+    (notkernel / "README").write_text("not a kernel\n")
+    git(notkernel, "init", "--quiet")
+    git(notkernel, "add", "-A")
+    git(notkernel, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "--quiet",
+        "-m", "x")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    return {"not a directory": afile, "not a git repository": plain,
+            "not a kernel tree": notkernel, "no such directory": tmp_path / "missing"}
+
+
+@pytest.mark.parametrize("command", ["convert", "series", "report"])
+def test_a_bad_tree_is_one_line_and_exit_2_for_the_commands_that_write(
+        command, bad_trees, tmp_path):
+    for problem, tree in bad_trees.items():
+        out = tmp_path / f"out-{command}"
+        extra = {"convert": (), "series": ("-o", out), "report": ("--markdown", out)}[command]
+        before = tree_state(tree) if (tree / ".git").is_dir() else None
+        r = run_mmconvert(command, tree, *extra)
+        assert r.returncode == 2, (problem, r.stderr)
+        line = one_line(r)
+        assert problem in line and str(tree) in line, line
+        assert not out.exists()
+        if before is not None:
+            assert tree_state(tree) == before
+
+
+# -- --base unknown ---------------------------------------------------------
+
+def test_an_unknown_series_base_is_one_line_and_exit_2(sample_tree, tmp_path):
+    before = tree_state(sample_tree)
+    out = tmp_path / "out"
+    r = run_mmconvert("series", sample_tree, "-o", out, "--base", "no-such-ref")
+    assert r.returncode == 2
+    assert one_line(r) == "mmconvert: unknown ref: no-such-ref"
+    nothing_left_beside(out)
+    assert tree_state(sample_tree) == before
+    assert worktrees(sample_tree) == 1
+
+
+# -- spatch missing from PATH -----------------------------------------------
+
+def test_without_spatch_series_and_convert_say_how_to_install_and_leave_nothing(
+        sample_tree, tmp_path, monkeypatch):
+    # A PATH with git and the shell but no spatch, as on a machine without it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "sh", "perl"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("MMCONVERT_SPATCH", raising=False)
+    before = tree_state(sample_tree)
+    out = tmp_path / "out"
+    for args in (("series", sample_tree, "-o", out), ("convert", sample_tree)):
+        r = run_mmconvert(*args)
+        assert r.returncode == 2, r.stderr
+        line = one_line(r)
+        assert "spatch not found" in line and "apt-get install coccinelle" in line
+        nothing_left_beside(out)
+        assert tree_state(sample_tree) == before
+        assert worktrees(sample_tree) == 1
+
+
+# -- one C file spatch cannot parse / times out on ---------------------------
+
+def test_a_file_spatch_cannot_parse_is_named_and_the_rest_is_converted(sample_tree):
+    add_file(sample_tree, BROKEN, broken_file())
+    head = git(sample_tree, "rev-parse", "HEAD")
+    r = run_mmconvert("convert", sample_tree, "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    warned = [(w["file"], w["problem"]) for w in result["warnings"]]
+    assert (BROKEN, "parse") in warned
+    assert converted(result) == CONVERTED
+    # Only the converted files changed; the broken one is as it was.
+    assert git(sample_tree, "rev-parse", "HEAD") == head
+    changed = git(sample_tree, "status", "--porcelain").split()
+    assert BROKEN not in changed and "drivers/char/fieldsdev.c" in changed
+
+
+def test_a_file_spatch_times_out_on_is_named_with_the_timeout_and_the_rest_converted(
+        sample_tree):
+    add_file(sample_tree, HUGE, huge_file())
+    head = git(sample_tree, "rev-parse", "HEAD")
+    r = run_mmconvert("convert", sample_tree, "--timeout", "1")
+    assert r.returncode == 0, r.stderr
+    warn = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("warning")]
+    assert [w.split()[1] for w in warn] == [f"{HUGE}:"], r.stdout
+    assert "timeout" in warn[0] and "Timeout" in warn[0]
+    # The detail names the file as in the tree, not spatch's scratch copy.
+    assert "/tmp" not in warn[0] and "mmconvert-spatch" not in warn[0]
+    for name in CONVERTED:
+        assert f"converted {name} -> " in " ".join(r.stdout.split()), name
+    assert "hugedev_mmap" not in r.stdout.replace(HUGE, "")
+    assert git(sample_tree, "rev-parse", "HEAD") == head
+    changed = git(sample_tree, "status", "--porcelain").split()
+    assert HUGE not in changed and "drivers/char/fieldsdev.c" in changed
+
+
+def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tree, tmp_path):
+    add_file(sample_tree, BROKEN, broken_file())
+    add_file(sample_tree, HUGE, huge_file())
+    before = tree_state(sample_tree)
+    md = tmp_path / "report.md"
+    r = run_mmconvert("report", sample_tree, "--markdown", md, "--timeout", "1")
+    assert r.returncode == 0, r.stderr
+    section = md.read_text().split("## Not processed", 1)[1]
+    assert f"`{BROKEN}`: parse" in section
+    assert f"`{HUGE}`: timeout" in section
+    assert tree_state(sample_tree) == before
+
+    r = run_mmconvert("series", sample_tree, "-o", tmp_path / "out", "--timeout", "1")
+    assert r.returncode == 0, r.stderr
+    cover = (tmp_path / "out" / "0000-cover-letter.patch").read_text()
+    listed = cover.split("could not process", 1)[1].split("\n\n", 1)[0]
+    assert f"{BROKEN}: parse" in listed and f"{HUGE}: timeout" in listed
+    assert "mmconvert-spatch" not in cover
+    after = tree_state(sample_tree)
+    assert after[:2] == before[:2]
+
+
+# -- SIGINT in the middle of `series` ----------------------------------------
+
+@pytest.mark.parametrize("whom", ["mmconvert", "the terminal's process group"])
+def test_ctrl_c_in_the_middle_of_series_leaves_nothing_behind(sample_tree, tmp_path, whom):
+    """Ctrl-C once the series worktree exists: no branch, no worktree, no
+    DIR, the user's checkout unchanged.  A terminal sends SIGINT to the
+    whole foreground process group (spatch and git included)."""
+    add_file(sample_tree, HUGE, huge_file())      # a run long enough to interrupt
+    before = tree_state(sample_tree)
+    out = tmp_path / "out"
+    env = dict(os.environ, MMCONVERT_CACHE=str(tmp_path / "cache"))
+    p = subprocess.Popen([*MMCONVERT, "series", str(sample_tree), "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while worktrees(sample_tree) < 2:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no worktree within 60 s"
+            time.sleep(0.05)
+        time.sleep(0.5)                           # inside the stages, not at their start
+        assert p.poll() is None
+        if whom == "mmconvert":
+            p.send_signal(signal.SIGINT)
+        else:
+            os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "mmconvert: interrupted; nothing was left behind"
+    assert "Traceback" not in err
+    assert tree_state(sample_tree) == before
+    assert worktrees(sample_tree) == 1
+    assert not git(sample_tree, "branch", "--list", "mmconvert/*").strip()
+    nothing_left_beside(out)
+
+
+# -- a patch of an mmconvert series edited by hand ----------------------------
+
+def test_verify_names_a_patch_of_the_series_edited_so_it_no_longer_applies(
+        sample_tree, tmp_path):
+    out = tmp_path / "out"
+    r = run_mmconvert("series", sample_tree, "-o", out)
+    assert r.returncode == 0, r.stderr
+    patches = sorted(p for p in out.glob("*.patch") if not p.name.startswith("0000-"))
+    victim = patches[-1]
+    lines = victim.read_text().split("\n")
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("-") and not ln.startswith("---"))
+    lines[i] = lines[i] + " /* edited by hand */"
+    victim.write_text("\n".join(lines))
+    before = tree_state(sample_tree)
+    r = run_mmconvert("verify", out, "--tree", sample_tree)
+    assert r.returncode == 1
+    n = len(patches)
+    assert f"[{n}/{n}] FAIL" in r.stdout, r.stdout
+    fail = r.stdout.split(f"[{n}/{n}] FAIL", 1)[1]
+    assert "does not apply" in fail
+    assert f"[{n - 1}/{n}] ok" in r.stdout or n == 1
+    assert tree_state(sample_tree) == before
+
+
+# -- progress: on a terminal, not in CI logs --------------------------------
+
+def test_progress_shows_on_a_terminal_and_not_in_a_log(sample_tree, tmp_path):
+    env = dict(os.environ, MMCONVERT_CACHE=str(tmp_path / "cache"))
+    log = subprocess.run([*MMCONVERT, "scan", str(sample_tree)], capture_output=True,
+                         text=True, env=env)
+    assert log.returncode == 0 and "files" not in log.stderr and "\r" not in log.stderr
+
+    primary, secondary = pty.openpty()
+    try:
+        p = subprocess.run([*MMCONVERT, "scan", str(sample_tree)], stdout=subprocess.DEVNULL,
+                           stderr=secondary, env=dict(env, MMCONVERT_CACHE=str(tmp_path / "c2")))
+        os.close(secondary)
+        secondary = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+    assert p.returncode == 0
+    text = seen.decode(errors="replace")
+    counts = re.findall(r"(\d+)/(\d+) files", text)
+    assert counts and all(int(d) <= int(t) for d, t in counts), text

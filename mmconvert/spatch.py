@@ -233,7 +233,7 @@ def _parse_stderr(err: str, prefix: str, per_file: dict[str, dict]) -> None:
         if "imeout" in line:
             for f in per_file:
                 if prefix + f in line or f" {f}" in line:
-                    per_file[f]["timeout"] = line.strip()
+                    per_file[f]["timeout"] = line.strip().replace(prefix, "")
 
 
 def _merge(result: Result, f: str, data: dict) -> None:

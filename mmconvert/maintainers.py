@@ -271,8 +271,10 @@ def path_prefix(paths: list[str]) -> str:
         else:
             leaf = stem
         return f"{head}: {leaf}" if leaf and leaf != head else head
+    if top == "fs" and len(dirs) >= 3:
+        return f"{dirs[1]}: {dirs[2]}"      # fs/smb/client -> smb: client
     if top in ("fs", "net") and len(dirs) >= 2:
-        return dirs[-1] if top == "fs" else dirs[1]
+        return dirs[1]
     if top == "fs" and stem:
         return stem          # fs/binfmt_elf.c -> binfmt_elf
     if top in ("fs", "mm", "ipc", "block", "security", "crypto", "net", "lib"):

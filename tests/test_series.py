@@ -176,6 +176,7 @@ def test_a_file_no_section_covers_falls_back_to_its_directory(tmp_path):
 
 @pytest.mark.parametrize("paths,prefix", [
     (["fs/ext4/file.c"], "ext4"),
+    (["fs/smb/client/file.c"], "smb: client"),
     (["drivers/char/hpet.c"], "char: hpet"),
     (["drivers/char/hpet.c", "drivers/char/mem.c"], "char"),
     (["drivers/gpu/drm/i915/gem/i915_gem_mman.c"], "drm/i915"),
@@ -207,8 +208,8 @@ def test_the_subject_prefix_is_the_most_common_one_in_git_log(tmp_path):
 
 
 def test_prose_is_wrapped_at_75_columns_and_code_is_kept():
-    text = ("word " * 60) + "\n\n    an indented line that is kept exactly as it is, even when it is longer " \
-        "than the limit\n- a bullet " + "x " * 50
+    text = (("word " * 60) + "\n\n    an indented line that is kept exactly as it is, "
+            "even when it is longer than the limit\n- a bullet " + "x " * 50)
     out = series.wrap(text)
     lines = out.splitlines()
     assert all(len(ln) <= 75 for ln in lines if not ln.startswith("    "))
@@ -274,6 +275,8 @@ def test_a_body_tells_the_reviewer_what_happened_to_each_handler(sample_tree, tm
     assert "remap_pfn_range() becomes mmap_action_remap_full()" in char
     assert "after the hook returns" in char
     assert "no unwinding" in char or "needs no unwinding" in char
+    assert headers(res.patches[4])["Subject"].endswith(
+        "samplefs: convert samplefs_file_mmap() to .mmap_proto")
     lib = " ".join(res.patches[1].read_text().split())
     assert "generic_file_mmap() stays" in lib
 
@@ -388,7 +391,8 @@ def test_the_command_refuses_a_non_empty_dir_in_one_line(sample_tree, tmp_path):
     (out / "x").write_text("")
     p = run_mmconvert("series", sample_tree, "-o", out)
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == [f"mmconvert: {out}: not empty (use --force to replace it)"]
+    assert p.stderr.strip().splitlines() == [
+        f"mmconvert: {out}: not empty (use --force to replace it)"]
 
 
 def test_the_series_command_writes_the_sample_trees_series(sample_tree, tmp_path):

@@ -464,7 +464,11 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))
             head = wt.head()
             old = gt.resolve(name) if existed else None
-            gt.run("branch", "--force" if existed else "--no-track", name, head)
+            status, _, err = gt.run_rc("branch", "--force" if existed else "--no-track",
+                                       name, head)
+            if status != 0:
+                raise SeriesError(f"cannot set branch {name}: "
+                                  f"{(err.strip().splitlines() or ['?'])[0]}")
             try:
                 _replace_dir(tmp, out_dir)
             except BaseException:

@@ -473,3 +473,32 @@ def test_the_7_3_series_from_mmconvert_series_passes_verify(kernel_tree, tmp_pat
     assert r.returncode == 1
     assert "the series says base-commit" in r.stdout
     assert tree_state(tree) == before
+
+
+@pytest.mark.realtree
+def test_7_3_a_half_written_cmd_file_in_the_build_cache_is_repaired(kernel_tree):
+    tree = kernel_tree("7.3")
+    gt = GitTree(tree)
+    b = buildmod.KbuildBuilder(gt, gt.resolve("base"))
+    with b.session():
+        assert [r.status for r in b.build([buildmod.Target("drivers/char/mem.o")])] == ["passed"]
+        cmd = b.objdir / "drivers/char/.mem.o.cmd"
+        cmd.write_text(cmd.read_text() + "neric/sections.h \\\n  half written\n")
+        res = b.build([buildmod.Target("drivers/char/mem.o")])
+        assert [r.status for r in res] == ["passed"], res
+        assert "half written" not in cmd.read_text()
+
+
+@pytest.mark.realtree
+def test_7_3_a_directory_kbuild_enters_twice_is_built_without_parallel_jobs(kernel_tree):
+    """drivers/Makefile names char/ipmi/ itself: with -j2, drivers/char and
+    drivers/char/ipmi would both compile an ipmi object at the same time."""
+    tree = kernel_tree("7.3")
+    gt = GitTree(tree)
+    b = buildmod.KbuildBuilder(gt, gt.resolve("base"), jobs=2)
+    with b.session():
+        assert b.unselected("drivers/char/ipmi/ipmi_si_intf.o") is None
+        assert b.unselected("drivers/char/mem.o") is None
+        assert b.jobs_for(["drivers/char/ipmi/ipmi_si_intf.o", "drivers/char/mem.o"]) == 1
+        assert b.jobs_for(["drivers/char/mem.o"]) == 2
+        assert "not built by x86 allmodconfig" in b.unselected("drivers/tty/serial/sunsu.o")

@@ -320,9 +320,21 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                 elif nxt == "&":
                     k = i + 4
                     end = body.match_paren(k) if toks[k].text == "(" else k
-                    if not _flag_list([x.text for x in toks[k:end + 1]]):
+                    mask = [x.text for x in toks[k:end + 1]]
+                    if not _flag_list(mask):
                         return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, end)),
                                        ("flag test with no VMA_*_BIT form",))
+                    # `(flags & M) == M` tests all bits; any other comparison
+                    # of the masked word has no helper.
+                    after = [x.text for x in toks[end + 1:end + 3]]
+                    if after[:1] == [")"] and after[1:] and after[1] in ("==", "!=", "<", ">"):
+                        o = end + 3
+                        oend = body.match_paren(o) if toks[o].text == "(" else o
+                        if after[1] not in ("==", "!=") or \
+                                [x.text for x in toks[o:oend + 1]] != mask:
+                            return Verdict(Klass.NEEDS_VMA,
+                                           Site(file, u.line, body.text(i, oend)),
+                                           ("flag comparison with no vma_desc_test*() form",))
                 else:
                     return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, i + 2)),
                                    ("vm_flags used as a word; the desc has a bitmap",))

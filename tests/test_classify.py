@@ -63,3 +63,11 @@ def test_comments_and_strings_do_not_count_as_uses():
     v = verdict("{\n\t/* vm_insert_page(vma, ...) was here */\n"
                 "\tpr_debug(\"vma %p\\n\", x);\n\tvma->vm_ops = &x_ops;\n\treturn 0;\n}")
     assert v.klass == Klass.FIELDS
+
+
+def test_all_bits_set_is_a_test_all_and_other_comparisons_need_the_vma():
+    all_set = ("{\n\tif ((vma->vm_flags & (VM_SHARED | VM_MAYSHARE)) !=\n"
+               "\t    (VM_SHARED | VM_MAYSHARE))\n\t\treturn -EINVAL;\n\treturn 0;\n}")
+    assert verdict(all_set).klass == Klass.FIELDS
+    other = "{\n\tif ((vma->vm_flags & VM_SHARED) == 0)\n\t\treturn -EINVAL;\n\treturn 0;\n}"
+    assert verdict(other).klass == Klass.NEEDS_VMA

@@ -164,15 +164,15 @@ def build_changed(tree, base="base"):
     from mmconvert.build import builder_for, targets_for
     from mmconvert.gitrepo import GitTree
 
-    gt = GitTree(tree)
     git(tree, "commit", "-qam", "mmconvert convert")
     files = git(tree, "diff", "--name-only", f"{base}..HEAD").split()
     base_id = git(tree, "rev-parse", f"{base}^{{commit}}").strip()
-    git(tree, "checkout", "-q", base_id)
-    with builder_for(gt, base_id) as b:
-        git(tree, "checkout", "-q", "-")
+    head = git(tree, "rev-parse", "HEAD").strip()
+    # Built the way `verify` builds: a worktree at the base, then the change.
+    with GitTree(tree).worktree(base_id) as wt, builder_for(wt, base_id) as b:
+        wt.run("checkout", "-q", head)
         b.sync(files)
-        targets, skipped = targets_for(gt, files, True)
+        targets, skipped = targets_for(wt, files, True)
         results = b.build(targets)
     return results, skipped
 

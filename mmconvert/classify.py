@@ -308,7 +308,6 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                 continue
             if u.kind == "field":
                 nxt = toks[i + 3].text if i + 3 < len(toks) else ""
-                prev = toks[i - 1].text if i else ""
                 if nxt in ("|=", "&="):
                     end = _stmt_end(toks, i)
                     rhs = [x.text for x in toks[i + 4:end]]

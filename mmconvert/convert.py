@@ -325,7 +325,6 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     lib_needed: set[str] = set()
     details: dict[str, dict] = {}
     touched: dict[str, set[str]] = {}      # unit -> files
-    unit_of_file_handler: dict[str, str] = {}
     texts: dict[str, str] = {}
 
     def text(f: str) -> str:

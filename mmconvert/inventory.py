@@ -12,10 +12,9 @@ import collections
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import spatch
-from .classify import Body, classify_body, function_span, strip_comments
+from .classify import Body, classify_body, function_span
 from .gitrepo import GitTree
 from .model import (ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inventory, Klass,
                     Reference, Site)

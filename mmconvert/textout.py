@@ -14,17 +14,21 @@ def api_text(tree: str, api: ApiFacts) -> str:
     if api.generation == "none":
         return f"{tree}: no new hook (only .mmap)"
     f = api.fields
+    source = "read from the tree" if api.source == "tree" else "named generation, not in the tree"
+    flags = ("vma_flags_t bitmap, vma_desc_*() helpers" if api.flag_style == "bitmap"
+             else f"plain flags word ({f.get('flags', '?')})")
+    forwarding = [n for n, ok in (("vfs_mmap", api.has_vfs_mmap),
+                                  ("call_mmap", api.has_call_mmap),
+                                  ("can_mmap_file", api.has_can_mmap_file)) if ok]
     lines = [
-        f"{tree}: {api.generation} ({'read from the tree' if api.source == 'tree' else 'named generation, not in the tree'})",
+        f"{tree}: {api.generation} ({source})",
         f"  hook          .{api.hook}({api.desc_type} *)",
-        f"  fields        " + ", ".join(f"{k}={v}" for k, v in sorted(f.items())),
-        f"  flags         {'vma_flags_t bitmap, vma_desc_*() helpers' if api.flag_style == 'bitmap' else 'plain flags word (' + f.get('flags', '?') + ')'}",
+        "  fields        " + ", ".join(f"{k}={v}" for k, v in sorted(f.items())),
+        f"  flags         {flags}",
         f"  actions       {', '.join(api.actions) or '-'}",
         f"  library       {', '.join(api.library_helpers) or '-'}",
         f"  size helpers  {', '.join(api.size_helpers) or '-'}",
-        f"  forwarding    " + ", ".join(n for n, ok in (("vfs_mmap", api.has_vfs_mmap),
-                                                       ("call_mmap", api.has_call_mmap),
-                                                       ("can_mmap_file", api.has_can_mmap_file)) if ok),
+        f"  forwarding    {', '.join(forwarding) or '-'}",
     ]
     return "\n".join(lines)
 

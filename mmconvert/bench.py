@@ -192,6 +192,47 @@ def _timed_child(argv: list[str]) -> None:
             continue
         setattr(mod, attr, wrap(stage, fn))
 
+    # Inside the stages: time in spatch (and how many files it really ran
+    # on) and time in git, by subcommand, wherever they are called from.
+    inner: dict = {"spatch_s": 0.0, "spatch_runs": 0, "spatch_files_run": 0,
+                   "spatch_files_cached": 0, "git_s": {}, "git_calls": {}}
+    try:
+        from mmconvert import spatch as spatch_mod
+
+        spatch_run = spatch_mod.run
+
+        def timed_spatch(*a, **kw):
+            t0 = time.perf_counter()
+            res = spatch_run(*a, **kw)
+            inner["spatch_s"] += time.perf_counter() - t0
+            inner["spatch_runs"] += 1
+            inner["spatch_files_run"] += getattr(res, "processed", 0)
+            inner["spatch_files_cached"] += getattr(res, "cached", 0)
+            return res
+        spatch_mod.run = timed_spatch
+    except (ImportError, AttributeError):
+        missing.append("mmconvert.spatch.run")
+    try:
+        from mmconvert.gitrepo import GitTree
+
+        git_run_rc = GitTree.run_rc
+
+        def timed_git(self, *a, **kw):
+            words = [w for i, w in enumerate(a) if not w.startswith("-")
+                     and not (i and a[i - 1] == "-c")]
+            sub = words[0] if words else "?"
+            if sub == "worktree" and len(words) > 1:
+                sub = f"worktree {words[1]}"
+            t0 = time.perf_counter()
+            try:
+                return git_run_rc(self, *a, **kw)
+            finally:
+                inner["git_s"][sub] = inner["git_s"].get(sub, 0.0) + time.perf_counter() - t0
+                inner["git_calls"][sub] = inner["git_calls"].get(sub, 0) + 1
+        GitTree.run_rc = timed_git
+    except (ImportError, AttributeError):
+        missing.append("mmconvert.gitrepo.GitTree.run_rc")
+
     from mmconvert.cli import app
 
     t0 = time.perf_counter()
@@ -203,7 +244,7 @@ def _timed_child(argv: list[str]) -> None:
     finally:
         Path(os.environ[TIMINGS_ENV]).write_text(json.dumps({
             "total_s": time.perf_counter() - t0, "stages": totals, "calls": calls,
-            "missing": missing}))
+            "missing": missing, "inner": inner}))
     sys.exit(status)
 
 
@@ -250,6 +291,18 @@ def _stage_table(timing: dict | None, wall: float) -> dict:
                 "interpreter start-up is in wall but not in total",
     }
     out["total_in_process_s"] = round(timing["total_s"], 2)
+    inner = timing.get("inner") or {}
+    if inner:
+        git_s = inner["git_s"]
+        out["inside"] = {
+            "spatch_s": round(inner["spatch_s"], 2),
+            "spatch_runs": inner["spatch_runs"],
+            "spatch_files_run": inner["spatch_files_run"],
+            "spatch_files_cached": inner["spatch_files_cached"],
+            "git_s": round(sum(git_s.values()), 2),
+            "git_by_subcommand": {k: {"s": round(v, 2), "calls": inner["git_calls"][k]}
+                                  for k, v in sorted(git_s.items(), key=lambda kv: -kv[1])},
+        }
     out["wall_s"] = wall
     return out
 
@@ -307,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError):
                 runs[key]["_timing"] = None
         b, c = runs["b"], runs["c"]
+        # Determinism: the warm rerun must write the very same patches.
+        pb = {f.name: f.read_bytes() for f in (scratch / "series-b").glob("*.patch")}
+        pc = {f.name: f.read_bytes() for f in (scratch / "series-c").glob("*.patch")}
+        c["same_patches_as_cold"] = bool(pb) and pb == pc
         results["baseline"] = a
         results["series_cold"] = b
         results["series_warm"] = c
@@ -347,9 +404,11 @@ def summary(r: dict) -> str:
             out.extend(f"    {ln}" for ln in m["stderr_tail"])
     ratio = r["ratio_cold_to_baseline"]
     g = r["goals"]
+    same = "identical to" if r["series_warm"].get("same_patches_as_cold") else "DIFFER from"
     out.append(f"(b)/(a) = {ratio if ratio is not None else 'n/a'} (goal <= {g['ratio_at_most']}: "
                f"{'met' if g['ratio_met'] else 'not met'}); (c) = {r['series_warm']['wall_s']} s "
-               f"(goal <= {g['warm_s_at_most']} s: {'met' if g['warm_met'] else 'not met'})")
+               f"(goal <= {g['warm_s_at_most']} s: {'met' if g['warm_met'] else 'not met'}); "
+               f"warm patches {same} cold")
     out.append("stages of (b):")
     st = r["stages_cold"]
     if not st.get("available", True):
@@ -359,6 +418,25 @@ def summary(r: dict) -> str:
             v = st[s]
             out.append(f"  {s:14} " + (f"{v['s']:7.1f} s" if v["s"] is not None
                                        else f"    n/a  ({v['why']})"))
+        ins = st.get("inside")
+        if ins:
+            top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"
+                            for k, v in list(ins["git_by_subcommand"].items())[:4])
+            out.append(f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
+                       f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} "
+                       f"cached), git {ins['git_s']:.1f} s: {top}")
+    w = r["stages_warm"]
+    if w.get("available", True):
+        parts = ", ".join(f"{k} {w[k]['s']:.1f}" for k in (*STAGES, "recipients", "other")
+                          if w[k]["s"] is not None)
+        out.append(f"stages of (c), s: {parts}")
+        ins = w.get("inside")
+        if ins:
+            top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"
+                            for k, v in list(ins["git_by_subcommand"].items())[:4])
+            out.append(f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
+                       f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} "
+                       f"cached), git {ins['git_s']:.1f} s: {top}")
     return "\n".join(out)
 
 

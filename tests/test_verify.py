@@ -438,40 +438,65 @@ def test_7_3_files_for_other_architectures_are_not_build_checked(kernel_tree, tm
     assert data["objects_built"] == 0
 
 
-@pytest.mark.realtree
-def test_the_7_3_series_from_mmconvert_series_passes_verify(kernel_tree, tmp_path):
-    """The proof of issue 6 on the real series: it passes --checkpatch --build
-    (the run says how many objects it built and how long it took); a copy
-    with one hunk's context changed fails at that patch, naming it; on the
-    wrong base it fails clearly; the checkout never changes."""
+@pytest.fixture(scope="module")
+def series_73(cached_kernel, tmp_path_factory):
+    """The 7.3 series `mmconvert series` writes, made once for the tests below
+    (in a throwaway clone, like the kernel_tree fixture's)."""
     if not (Path(verify.__file__).parent / "series.py").is_file():
         pytest.skip("mmconvert series is not there yet")
-    tree = kernel_tree("7.3")
-    out = tmp_path / "series"
+    src = cached_kernel("7.3")
+    d = tmp_path_factory.mktemp("series73")
+    tree = d / "linux-7.3"
+    git(d, "clone", "--quiet", "--shared", str(src), str(tree))
+    git(tree, "fetch", "--quiet", "--tags", str(src))
+    git(tree, "config", "user.name", "mmconvert tests")
+    git(tree, "config", "user.email", "tests@mmconvert.invalid")
+    out = d / "series"
     r = run_mmconvert("series", tree, "-o", out, "--signoff")
     assert r.returncode == 0, r.stdout + r.stderr
+    return tree, out
+
+
+@pytest.mark.realtree
+def test_the_7_3_series_from_mmconvert_series_passes_checkpatch_and_build(series_73):
+    """The run says how many objects it built and how long it took."""
+    tree, out = series_73
     before = tree_state(tree)
     r = run_mmconvert("verify", out, "--tree", tree, "--checkpatch", "--build")
     print(r.stdout)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert _objects_built(r.stdout) > 0
     assert tree_state(tree) == before
+    assert _objects_built(r.stdout) > 0
+    assert r.returncode == 0, r.stdout + r.stderr
 
+
+@pytest.mark.realtree
+def test_a_copy_of_the_7_3_series_with_a_changed_context_fails_at_that_patch(series_73,
+                                                                             tmp_path):
+    tree, out = series_73
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    victim = patches(copy)[len(patches(copy)) // 2]
-    k = verify.load_series(copy).patches[len(patches(copy)) // 2].label
-    change_context_line(victim)
+    k = len(patches(copy)) // 2
+    label = verify.load_series(copy).patches[k].label
+    change_context_line(patches(copy)[k])
+    before = tree_state(tree)
     r = run_mmconvert("verify", copy, "--tree", tree)
     assert r.returncode == 1
-    assert re.search(rf"\[{re.escape(k)}\] FAIL .*\n.*apply: \S+: hunk #\d+ \(@@", r.stdout), \
+    assert re.search(rf"\[{re.escape(label)}\] FAIL .*\n.*apply: \S+: hunk #\d+ \(@@", r.stdout), \
         r.stdout
+    assert f"not applied: the series stopped at {label}" in r.stdout
     assert tree_state(tree) == before
 
+
+@pytest.mark.realtree
+def test_the_7_3_series_on_the_wrong_base_fails_clearly(series_73):
+    tree, out = series_73
     tip = git(tree, "for-each-ref", "--format=%(refname)", "refs/heads/mmconvert/").split()[0]
+    before = tree_state(tree)
     r = run_mmconvert("verify", out, "--tree", tree, "--base", tip)
     assert r.returncode == 1
-    assert "the series says base-commit" in r.stdout
+    assert re.search(r"\[1/\d+\] FAIL .*\n.*apply: .*does not apply \(the series says "
+                     r"base-commit [0-9a-f]{12}, it was applied to [0-9a-f]{12}\)", r.stdout), \
+        r.stdout
     assert tree_state(tree) == before
 
 

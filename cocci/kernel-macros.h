@@ -7,3 +7,6 @@
 #define scoped_cond_guard(...) for (;;)
 #define guard(x) __guard
 #define list_for_each_entry_from(...) for (;;)
+#define scoped_with_creds(...) for (;;)
+#define scoped_with_kernel_creds(...) for (;;)
+#define with_ovl_creds(...) for (;;)

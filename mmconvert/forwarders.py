@@ -437,7 +437,7 @@ def plan(gt: GitTree, api: ApiFacts, sites, *, include_core: bool = False, jobs=
         via, _ = _form(s.expression) if s.kind == "forward" else ("", False)
         rows.append(dict(i=i, file=s.file, line=s.line, function=s.function, action=a, via=via,
                          expression=" ".join(s.expression.split()),
-                         key="".join(s.expression.split()),
+                         site=repr((s.file, s.function, "".join(s.expression.split()))),
                          comment=bailout_comment(s.function, api.hook)))
     actions = {a: any(r["action"] == a for r in rows)
                for a in ("bailout", "vfs_mmap", "either", "can_mmap_file")}

@@ -36,6 +36,8 @@ from .model import ApiFacts, Change, FileWarning, ForwarderSite
 log = logging.getLogger("mmconvert")
 
 STAGE = "forwarders"
+# What plan() can do to a site (Change.details "action").
+ACTIONS = ("bailout", "vfs_mmap", "can_mmap_file", "either")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Functions whose job is to forward a mapping to the file they are given.
@@ -415,10 +417,13 @@ def _templates() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
+def _prose(name: str, **ctx) -> str:
+    return _templates().get_template(name).render(**ctx).strip()
+
+
 def bailout_comment(function: str, hook: str) -> str:
     """The comment above a bailout (templates/bailout-comment.j2)."""
-    return _templates().get_template("bailout-comment.j2").render(
-        function=function, hook=hook).strip()
+    return _prose("bailout-comment.j2", function=function, hook=hook)
 
 
 def plan(gt: GitTree, api: ApiFacts, sites, *, include_core: bool = False, jobs=None,
@@ -439,8 +444,7 @@ def plan(gt: GitTree, api: ApiFacts, sites, *, include_core: bool = False, jobs=
                          expression=" ".join(s.expression.split()),
                          site=repr((s.file, s.function, "".join(s.expression.split()))),
                          comment=bailout_comment(s.function, api.hook)))
-    actions = {a: any(r["action"] == a for r in rows)
-               for a in ("bailout", "vfs_mmap", "either", "can_mmap_file")}
+    actions = {a: any(r["action"] == a for r in rows) for a in ACTIONS}
     rule = spatch.render("forwarders_patch", hook=api.hook, sites=rows, actions=actions)
     cocci.append(("forwarders_patch", rule))
     files = sorted({s.file for s, _ in todo})
@@ -478,30 +482,13 @@ def _detail(row: dict, s: ForwarderSite, sites) -> dict:
     }
 
 
-def _names(fns: list[str]) -> str:
-    fns = [f"{f}()" for f in dict.fromkeys(fns)]
-    if len(fns) <= 1:
-        return "".join(fns)
-    return ", ".join(fns[:-1]) + " and " + fns[-1]
-
-
 def _title(done: list[tuple[dict, ForwarderSite]], api: ApiFacts) -> str:
-    by_action: dict[str, list[str]] = collections.defaultdict(list)
+    by_action: dict[str, list[str]] = {a: [] for a in ACTIONS}
     for r, s in done:
-        by_action[r["action"]].append(s.function)
-    hook = f".{api.hook}"
-    file = Path(done[0][1].file).name
-    if "bailout" in by_action:
-        return f"bail out of {_names(by_action['bailout'])} for {hook} files"
-    if "vfs_mmap" in by_action:
-        return f"forward mmap with vfs_mmap() in {_names(by_action['vfs_mmap'])}"
-    fns = by_action.get("can_mmap_file") or by_action.get("either") or []
-    title = (f"use can_mmap_file() in {_names(fns)}" if "can_mmap_file" in by_action
-             else f"accept {hook} files in {_names(fns)}")
-    if len(title) > 60:
-        title = (f"use can_mmap_file() in {file}" if "can_mmap_file" in by_action
-                 else f"accept {hook} files in the {file} mmap checks")
-    return title
+        if s.function not in by_action[r["action"]]:
+            by_action[r["action"]].append(s.function)
+    return _prose("title-forwarders.j2", by_action=by_action, hook=api.hook,
+                  file=Path(done[0][1].file).name)
 
 
 # -- text ----------------------------------------------------------------------

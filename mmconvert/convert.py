@@ -127,8 +127,10 @@ def insert_twins(text: str, twins: list[tuple[str, list[Definition], list[int], 
     return "".join(lines)
 
 
+# A declaration: type words, then a declarator ending in '=', ';' or ','
+# (`int xid, rc = 0;`).
 _DECL = re.compile(r"^\s*(?!return\b|goto\b|else\b|case\b)(?:[A-Za-z_]\w*[\s*]+)+\**[A-Za-z_]\w*"
-                   r"(?:\[[^]]*\])?\s*(?:=|;)")
+                   r"(?:\[[^]]*\])?\s*(?:=|;|,)")
 
 
 def _initialiser_eq_col(lines: list[str], i: int) -> tuple[int | None, bool]:
@@ -179,6 +181,10 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
                 start = max(j for j in range(i) if re.search(rf"\b{re.escape(name)}\s*\(", lines[j]))
                 _, end, _ = function_span(lines, start + 1)
             except ValueError:
+                i += 1
+                continue
+            if end <= i:
+                # The declaration belongs to another function.
                 i += 1
                 continue
             rest = strip_comments("\n".join(lines[i + 1:end]))

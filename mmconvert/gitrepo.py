@@ -135,18 +135,38 @@ class GitTree:
         wt = tmp / "tree"
         args = ["worktree", "add", "--quiet"]
         args += ["-b", branch] if branch else ["--detach"]
-        self.run(*args, str(wt), rev)
         ok = False
         try:
+            # Inside the try: Ctrl-C during the checkout must clean up too.
+            status, _, err = self.run_rc(*args, str(wt), rev)
+            if status != 0:
+                raise TreeError(f"cannot create a worktree at {rev}: "
+                                f"{err.strip().splitlines()[-1] if err.strip() else 'git failed'}")
             yield GitTree(wt)
             ok = True
         finally:
             with _deferred_sigint():
-                self.run_rc("worktree", "remove", "--force", str(wt))
-                shutil.rmtree(tmp, ignore_errors=True)
-                self.run_rc("worktree", "prune")
+                self._drop_worktree(tmp, wt)
                 if branch and (not ok or not keep_branch):
                     self.run_rc("branch", "-D", branch)
+
+    def _drop_worktree(self, tmp: Path, wt: Path) -> None:
+        """Detach the worktree from git at once and delete its files in the
+        background: `git worktree remove` of a kernel tree takes minutes."""
+        trash = tmp.with_name(tmp.name + "-trash")
+        try:
+            os.rename(tmp, trash)
+        except OSError:
+            trash = tmp
+        self.run_rc("worktree", "prune")
+        listed = self.run_rc("worktree", "list", "--porcelain")[1]
+        if f"worktree {wt}\n" in listed:
+            # Locked by an interrupted `worktree add`.
+            self.run_rc("worktree", "remove", "--force", "--force", str(wt))
+            self.run_rc("worktree", "prune")
+        subprocess.Popen(["rm", "-rf", str(trash)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
 
 
 @contextlib.contextmanager

@@ -174,6 +174,15 @@ def build_changed(tree, base="base"):
         b.sync(files)
         targets, skipped = targets_for(wt, files, True)
         results = b.build(targets)
+        # An object that does not build at the base either (nommu-only,
+        # UML, a warning the base already has) says nothing of the change.
+        failed = [t for t, r in zip(targets, results) if r.status == "failed"]
+        if failed:
+            wt.run("checkout", "-q", base_id)
+            b.sync(files)
+            at_base = {r.object for r in b.build(failed) if r.status == "failed"}
+            results = [r if r.object not in at_base else
+                       type(r)(r.object, "fails-at-base", r.reason, r.via) for r in results]
     return results, skipped
 
 

@@ -139,7 +139,7 @@ def test_without_spatch_series_and_convert_say_how_to_install_and_leave_nothing(
     # A PATH with git and the shell but no spatch, as on a machine without it.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("git", "sh", "perl"):
+    for tool in ("git", "sh", "perl", "rm"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.delenv("MMCONVERT_SPATCH", raising=False)

@@ -170,7 +170,9 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         if progress:
             progress(label, len(todo), len(todo))
         if p.returncode != 0 and not p.stdout:
-            first = next((ln for ln in p.stderr.splitlines() if "rror" in ln), p.stderr.strip())
+            lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()
+                     and not ln.startswith(("init_defs", "Warning:", "HANDLING"))]
+            first = next((ln for ln in lines if "rror" in ln), lines[0] if lines else "no output")
             raise SpatchError(f"spatch failed on the rendered rule: {first[:200]}")
         prefix = str(farm) + "/"
         per_file: dict[str, dict] = {f: {"records": [], "diff": "", "bad": [], "timeout": ""}

@@ -50,9 +50,12 @@ def _macro_at(lines: list[str], line: int) -> tuple[str, int, str] | None:
     return m.group(1), i + 1, "\n".join(body)
 
 
-def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
+def find_fops_macros(gt: GitTree, mmap_lines: list[tuple[str, int, str]] | None = None
+                     ) -> tuple[list[FopsMacro], set[str]]:
     """Macros whose expansion sets a file_operations .mmap, directly or
-    through another such macro (DEFINE_DRM_GEM_FOPS -> DRM_GEM_FOPS)."""
+    through another such macro (DEFINE_DRM_GEM_FOPS -> DRM_GEM_FOPS), and the
+    files that name them.  `mmap_lines` is the caller's grep for `.mmap =`
+    (one walk of a kernel tree is seconds; it is not done twice)."""
     found: dict[str, FopsMacro] = {}
     texts: dict[str, list[str]] = {}
 
@@ -64,7 +67,8 @@ def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
     # A `.mmap =` line belongs to a macro when it or the line before it
     # continues a #define (the last line of a macro has no backslash).
     frontier = []
-    for f, n, text in gt.grep_lines([MMAP_INIT]):
+    users: set[str] = set()
+    for f, n, text in (gt.grep_lines([MMAP_INIT]) if mmap_lines is None else mmap_lines):
         lines = lines_of(f)
         if text.rstrip().endswith("\\") or (n > 1 and lines[n - 2].rstrip().endswith("\\")):
             frontier.append((f, n))
@@ -89,11 +93,13 @@ def find_fops_macros(gt: GitTree) -> list[FopsMacro]:
         new = [x for x in found if x not in names_done]
         names_done.update(new)
         if new:
-            nxt = [(f, n) for f, n, text in gt.grep_lines([rf"\b({'|'.join(new)})\b"])
+            hits = gt.grep_lines([rf"\b({'|'.join(new)})\b"])
+            users |= {f for f, _, _ in hits}
+            nxt = [(f, n) for f, n, text in hits
                    if text.rstrip().endswith("\\")
                    or (n > 1 and lines_of(f)[n - 2].rstrip().endswith("\\"))]
         frontier = nxt
-    return sorted(found.values(), key=lambda m: m.name)
+    return sorted(found.values(), key=lambda m: m.name), users
 
 
 def _definition(gt: GitTree, rec: dict, cache: dict[str, list[str]]) -> Definition:
@@ -146,11 +152,10 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
          timeout: int = spatch.DEFAULT_TIMEOUT, cache: spatch.Cache | None = None,
          progress=None) -> Inventory:
     root = gt.path
-    macros = find_fops_macros(gt)
-    by_macro = {m.name: m for m in macros}
     mmap_lines = gt.grep_lines([MMAP_INIT])
-    cand = sorted({f for f, _, _ in mmap_lines} |
-                  set(gt.grep_files([m.name for m in macros], fixed=True, words=True)))
+    macros, macro_users = find_fops_macros(gt, mmap_lines)
+    by_macro = {m.name: m for m in macros}
+    cand = sorted({f for f, _, _ in mmap_lines} | macro_users)
     blobs = gt.blob_ids(cand)
     rule = spatch.render("find_fops",
                          field_macros=[m.name for m in macros if not m.declarer],

@@ -18,11 +18,10 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
-import jinja2
 import typer
 import unidiff
 
-from . import spatch
+from . import prose, spatch
 from .classify import MAPPING_CALLS, Body, function_span, strip_comments
 from .errors import TreeError
 from .gitrepo import GitTree
@@ -33,14 +32,10 @@ from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
 
 LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
 TWIN = "__mmconvert_twin"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def _prose(name: str, **ctx) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(name).render(**ctx).strip("\n")
+    return prose.render(name, **ctx).strip("\n")
 
 
 # -- editing text ----------------------------------------------------------

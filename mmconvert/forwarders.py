@@ -28,7 +28,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import spatch
+from . import prose, spatch
 from .errors import UsageError
 from .gitrepo import GitTree
 from .model import ApiFacts, Change, FileWarning, ForwarderSite
@@ -38,7 +38,6 @@ log = logging.getLogger("mmconvert")
 STAGE = "forwarders"
 # What plan() can do to a site (Change.details "action").
 ACTIONS = ("bailout", "vfs_mmap", "can_mmap_file", "either")
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Functions whose job is to forward a mapping to the file they are given.
 # Their callers forward too; whether that is safe is decided inside them.
@@ -431,9 +430,7 @@ def _forward_note(r: dict, guards: list[dict], guarded: bool, action: str | None
 
 @functools.lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                              trim_blocks=True, lstrip_blocks=True)
+    return prose.env()
 
 
 def _prose(name: str, **ctx) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import jinja2
 import typer
 
-from . import __version__
+from . import __version__, prose
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
@@ -36,7 +36,6 @@ from .model import ApiFacts, Change, FileWarning, Handler
 
 log = logging.getLogger("mmconvert")
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STAGES = ("forwarders", "library", "conversion")
 SUBJECT_MAX = 75
 WRAP = 75
@@ -125,9 +124,7 @@ def group(changes: list[Change], maint: Maintainers) -> list[Patch]:
 # -- prose ------------------------------------------------------------------
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                              trim_blocks=True, lstrip_blocks=True)
+    return prose.env()
 
 
 def wrap(text: str, width: int = WRAP) -> str:

@@ -23,7 +23,7 @@ import unidiff
 
 from . import prose, spatch
 from .classify import MAPPING_CALLS, Body, function_span, strip_comments
-from .errors import TreeError
+from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate, scan
 from .model import (ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass,
@@ -292,7 +292,9 @@ def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = 
     skipped = [h for h in inv.handlers if not h.klass.convertible
                and (not only or any(h.subsystem_file.startswith(o.rstrip("/")) for o in only))]
     warnings: list[FileWarning] = []
-    for _ in range(3):
+    # Each pass drops the handlers the previous one could not finish, so
+    # this ends; what ships never contains a half-converted function.
+    while True:
         result = _plan_once(gt, api, selected, jobs=jobs, timeout=timeout, cache=cache,
                             progress=progress)
         failed = result["failed"]
@@ -306,9 +308,12 @@ def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = 
                 skipped.append(dataclasses.replace(
                     h, klass=Klass.UNCLEAR,
                     reason=dataclasses.replace(h.reason, expression=failed[h.key]),
-                    notes=("the conversion left a use of the vma",)))
+                    notes=("spatch could not convert it completely",)))
             else:
                 keep.append(h)
+        if len(keep) == len(selected):
+            raise SpatchError("internal error: the conversion failed for handlers it did not "
+                              f"select: {', '.join(sorted(failed))}")
         selected = keep
     return result["changes"], skipped, warnings, result["cocci"]
 

@@ -76,16 +76,10 @@ class GitTree:
         return self.run_rc("rev-parse", "--verify", "--quiet", "HEAD~1")[0] == 0
 
     # -- files -----------------------------------------------------------
-    def grep_files(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
-                   pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[str]:
-        """Tracked files that contain any of `patterns` (git grep -l)."""
-        if not patterns:
-            return []
-        args = ["grep", "-l", "-I"]
-        if fixed:
-            args.append("-F")
-        else:
-            args.append("-E")
+    def _grep(self, mode: str, patterns: list[str], fixed: bool, words: bool,
+              pathspecs: tuple[str, ...]) -> str:
+        """git grep over the tracked files; exit 1 (no match) is no error."""
+        args = ["grep", mode, "-I", "--no-color", "-F" if fixed else "-E"]
         if words:
             args.append("-w")
         for p in patterns:
@@ -93,23 +87,22 @@ class GitTree:
         status, out, err = self.run_rc(*args, "--", *pathspecs)
         if status not in (0, 1):
             raise TreeError(f"git grep failed: {err.strip()}")
-        return sorted(out.split())
+        return out
+
+    def grep_files(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
+                   pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[str]:
+        """Tracked files that contain any of `patterns` (git grep -l)."""
+        if not patterns:
+            return []
+        return sorted(self._grep("-l", patterns, fixed, words, pathspecs).split())
 
     def grep_lines(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
                    pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[tuple[str, int, str]]:
         """(file, line, text) of every matching line."""
         if not patterns:
             return []
-        args = ["grep", "-n", "-I", "--no-color", "-F" if fixed else "-E"]
-        if words:
-            args.append("-w")
-        for p in patterns:
-            args += ["-e", p]
-        status, out, err = self.run_rc(*args, "--", *pathspecs)
-        if status not in (0, 1):
-            raise TreeError(f"git grep failed: {err.strip()}")
         hits = []
-        for row in out.splitlines():
+        for row in self._grep("-n", patterns, fixed, words, pathspecs).splitlines():
             path, line, text = row.split(":", 2)
             hits.append((path, int(line), text))
         return hits

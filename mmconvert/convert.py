@@ -192,6 +192,40 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
     return "\n".join(lines)
 
 
+def wrap_long_calls(text: str, limit: int = 100) -> str:
+    """A rewritten call that no longer fits (a long VMA_*_BIT list) is
+    wrapped at a comma and aligned with its open parenthesis."""
+    out = []
+    # spatch may break the call after its first argument: join it first.
+    text = re.sub(r"(?m)^(\t+(?:return |[\w>.-]+ = )?vma_desc_\w+\(desc,)\n[ \t]+", r"\1 ", text)
+    for ln in text.split("\n"):
+        m = re.match(r"^(\t+)((?:return |[\w>.-]+ = )?vma_desc_\w+\()(.*)$", ln)
+        if len(ln.expandtabs(8)) <= limit or not m:
+            out.append(ln)
+            continue
+        indent, head, rest = m.groups()
+        col = len((indent + head).expandtabs(8))
+        cont = "\t" * (col // 8) + " " * (col % 8)
+        line, parts = indent + head, rest.split(", ")
+        for i, part in enumerate(parts):
+            piece = part + ("," if i < len(parts) - 1 else "")
+            trial = line + ("" if line.endswith("(") else " ") + piece
+            if len(trial.expandtabs(8)) > limit and not line.endswith("("):
+                out.append(line)
+                line = cont + piece
+            else:
+                line = trial
+        out.append(line)
+    return "\n".join(out)
+
+
+def drop_needless_braces(text: str) -> str:
+    """`if (...) {` around one return, written over several lines before,
+    fits on one line once converted: checkpatch wants no braces then."""
+    return re.sub(r"(?m)^(\t+)(if \([^\n]*(?:vma_desc_|desc->)[^\n]*\)) \{\n\1\t(return [^;\n]+;)\n\1\}$",
+                  lambda m: f"{m.group(1)}{m.group(2)}\n{m.group(1)}\t{m.group(3)}", text)
+
+
 def blank_after_file_decl(text: str, decl: str) -> str:
     """The file declaration spatch adds may now be the only one: kernel
     style wants a blank line between declarations and code."""
@@ -477,6 +511,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         new = apply_diff(base, res.diffs[f]) if f in res.diffs else base
         if new != text(f):
             new = realign_initialisers(new, api.hook)
+            new = wrap_long_calls(drop_needless_braces(new))
             for h in selected:
                 for dd in h.definitions:
                     decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"

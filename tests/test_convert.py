@@ -235,3 +235,18 @@ def test_debian_6_12_proto_conversion_compiles(kernel_tree):
     print(f"\n6.12 proto: {len(conv)} converted, {len(lib)} library twins; objects: "
           f"{dict(counts)}")
     assert not [(r.object, r.reason) for r in results if r.status == "failed"]
+
+
+def test_long_rewritten_calls_are_wrapped_and_needless_braces_dropped():
+    from mmconvert.convert import drop_needless_braces, wrap_long_calls
+
+    split = ("\tvma_desc_set_flags(desc,\n\t\t\t   VMA_IO_BIT, VMA_PFNMAP_BIT, VMA_DONTCOPY_BIT, "
+             "VMA_DONTEXPAND_BIT, VMA_DONTDUMP_BIT);")
+    assert wrap_long_calls(split) == (
+        "\tvma_desc_set_flags(desc, VMA_IO_BIT, VMA_PFNMAP_BIT, VMA_DONTCOPY_BIT, "
+        "VMA_DONTEXPAND_BIT,\n\t\t\t   VMA_DONTDUMP_BIT);")
+    braces = "\tif (!vma_desc_test_all(desc, VMA_SHARED_BIT)) {\n\t\treturn -EINVAL;\n\t}"
+    assert drop_needless_braces(braces) == (
+        "\tif (!vma_desc_test_all(desc, VMA_SHARED_BIT))\n\t\treturn -EINVAL;")
+    untouched = "\tif (x) {\n\t\treturn -EINVAL;\n\t}"
+    assert drop_needless_braces(untouched) == untouched

@@ -71,9 +71,9 @@ def tokens(text: str, first_line: int) -> list[Tok]:
     return out
 
 
-def function_span(lines: list[str], def_line: int) -> tuple[int, int, int]:
-    """(line of '{', line of matching '}', index of '{' in that line) for a
-    definition whose name is on `def_line` (1-based)."""
+def function_span(lines: list[str], def_line: int) -> tuple[int, int]:
+    """(line of '{', line of the matching '}') for a definition whose name
+    is on `def_line` (1-based)."""
     text = strip_comments("\n".join(lines[def_line - 1:]))
     depth, line, open_line = 0, def_line, None
     in_str = None
@@ -93,7 +93,7 @@ def function_span(lines: list[str], def_line: int) -> tuple[int, int, int]:
         elif ch == "}":
             depth -= 1
             if depth == 0 and open_line is not None:
-                return open_line, line, 0
+                return open_line, line
         elif ch == ";" and open_line is None:
             break
     raise ValueError(f"no function body after line {def_line}")

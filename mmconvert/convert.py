@@ -98,7 +98,7 @@ def insert_twins(text: str, twins: list[tuple[str, list[Definition], list[int], 
         twin = name + TWIN
         for d in defs:
             start = _def_start(lines, d)
-            _, end, _ = function_span(plain, d.line)
+            _, end = function_span(plain, d.line)
             body = lines[start:end]
             after = end
             extra: list[str] = []
@@ -174,7 +174,7 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
         if lines[i].strip() == decl:
             try:
                 start = max(j for j in range(i) if re.search(rf"\b{re.escape(name)}\s*\(", lines[j]))
-                _, end, _ = function_span(lines, start + 1)
+                _, end = function_span(lines, start + 1)
             except ValueError:
                 i += 1
                 continue
@@ -298,7 +298,7 @@ def leftover(text: str, new_name: str, vma: str) -> str | None:
     for i, ln in enumerate(lines):
         if re.search(rf"\b{re.escape(new_name)}\s*\(", ln) and "desc" in ln and not ln.rstrip().endswith(";"):
             try:
-                open_line, end, _ = function_span(lines, i + 1)
+                open_line, end = function_span(lines, i + 1)
             except ValueError:
                 continue
             body = strip_comments("\n".join(lines[open_line - 1:end]))
@@ -419,7 +419,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                 d["twin"] = True
             for dd in h.definitions:
                 lines = text(dd.file).splitlines()
-                open_line, end, _ = function_span(lines, dd.line)
+                open_line, end = function_span(lines, dd.line)
                 src = "\n".join(lines[open_line - 1:end])
                 body = Body(src[src.index("{"):], open_line, dd.vma_param, dd.file_param)
                 if body.uses_file() and target not in file_users:

@@ -113,7 +113,7 @@ def _definition(gt: GitTree, rec: dict, cache: dict[str, list[str]]) -> Definiti
     if f not in cache:
         cache[f] = (gt.path / f).read_text(errors="replace").splitlines()
     lines = cache[f]
-    _, end, _ = function_span(lines, rec["line"])
+    _, end = function_span(lines, rec["line"])
     head = " ".join(lines[max(0, rec["line"] - 2):rec["line"]])
     cur = lines[rec["line"] - 1]
     static = bool(re.search(r"\bstatic\b", cur) or
@@ -284,7 +284,7 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
     for d in ds:
         lines = texts.get(d.file) or (gt.path / d.file).read_text(errors="replace").splitlines()
         texts[d.file] = lines
-        open_line, end, _ = function_span(lines, d.line)
+        open_line, end = function_span(lines, d.line)
         src = "\n".join(lines[open_line - 1:end])
         body = Body(src[src.index("{"):], open_line, d.vma_param, d.file_param)
         verdicts.append((classify_body(body, d.file, api), body))

@@ -44,6 +44,9 @@ CONFIG = "allmodconfig"
 HEADER_USERS = 3
 # Objects built for a header that lives beside its .c files.
 DIR_OBJECTS = 4
+# Prepared build directories kept (least recently used go first): each holds
+# a full source tree, ~1.8 GB once its first worktree is gone.
+KEEP_BUILDS = 3
 # Top-level directories whose .c files are host tools or not code at all.
 NOT_KERNEL_TOP = ("tools", "scripts", "Documentation")
 
@@ -264,6 +267,27 @@ class Builder:
         return [results[t.object] for t in targets]
 
 
+def evict_builds(keep: int, current: Path) -> list[Path]:
+    """Remove all but the `keep` most recently used build directories
+    (never `current`, nor one another run holds); return those removed."""
+    root = cache_root()
+    dirs = [d for d in root.glob(f"*-{ARCH}_64-{CONFIG}") if d != current and d.is_dir()]
+    dirs.sort(key=lambda d: (d / "prepared").stat().st_mtime if (d / "prepared").is_file()
+              else 0, reverse=True)
+    removed = []
+    for d in dirs[max(keep - 1, 0):]:
+        with open(root / f"{d.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use by another run
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    for d in removed:
+        log.info("removed the least recently used build directory %s", d)
+    return removed
+
+
 class KbuildBuilder(Builder):
     """x86 allmodconfig in a cached O= directory (see the module docstring)."""
 
@@ -393,9 +417,11 @@ class KbuildBuilder(Builder):
             try:
                 if self._stamp.is_file():
                     self.setup_note = f"reused {self.objdir} (prepared earlier)"
+                    self._stamp.touch()
                     self._restore()
                 else:
                     self._prepare()
+                    evict_builds(keep=KEEP_BUILDS, current=self.dir)
                 yield self
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -40,17 +40,45 @@ def cached_kernel():
     return get
 
 
+def clone_kernel(src: Path, dst: Path) -> Path:
+    git(dst.parent, "clone", "--quiet", "--shared", str(src), str(dst))
+    git(dst, "fetch", "--quiet", "--tags", str(src))
+    _identity(dst)
+    return dst
+
+
+G1_PATCH = ROOT / "tests" / "data" / "g1-proto-6.12.patch"
+
+
+def commit_g1(tree: Path) -> str:
+    """The G1 declarations on 6.12 as one commit with a fixed date, so its id
+    (the build cache's key) is the same in every test and every run."""
+    git(tree, "apply", str(G1_PATCH))
+    env = dict(os.environ, GIT_AUTHOR_DATE="2025-04-01T00:00:00Z",
+               GIT_COMMITTER_DATE="2025-04-01T00:00:00Z")
+    subprocess.run(["git", "commit", "--quiet", "-am", "mm: add .mmap_proto (G1 declarations)"],
+                   cwd=tree, check=True, env=env)
+    return git(tree, "rev-parse", "HEAD").strip()
+
+
+def remove_tree(path: Path) -> None:
+    """Drop a kernel checkout as soon as its test is done: each is ~1.8 GB,
+    and pytest would otherwise keep them until three sessions later."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def kernel_tree(cached_kernel, tmp_path):
-    """A fresh throwaway clone of a real kernel tree (tag `base` at HEAD)."""
+    """A fresh throwaway clone of a real kernel tree (tag `base` at HEAD),
+    removed when the test ends, passed or failed."""
+    made: list[Path] = []
+
     def make(version: str) -> Path:
-        src = cached_kernel(version)
-        dst = tmp_path / f"linux-{version}"
-        git(tmp_path, "clone", "--quiet", "--shared", str(src), str(dst))
-        git(dst, "fetch", "--quiet", "--tags", str(src))
-        _identity(dst)
-        return dst
-    return make
+        made.append(clone_kernel(cached_kernel(version), tmp_path / f"linux-{version}"))
+        return made[-1]
+    yield make
+    for path in made:
+        remove_tree(path)
 
 
 @pytest.fixture

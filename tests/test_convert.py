@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, git, run_mmconvert, tree_state
+from conftest import commit_g1, git, run_mmconvert, tree_state
 
 
 def convert(tree, *args):
@@ -218,8 +218,7 @@ def test_debian_7_3_conversion_compiles(kernel_tree):
 @pytest.mark.realtree
 def test_debian_6_12_proto_conversion_compiles(kernel_tree):
     tree = kernel_tree("6.12")
-    git(tree, "apply", str(ROOT / "tests/data/g1-proto-6.12.patch"))
-    git(tree, "commit", "-qam", "mm: add .mmap_proto (G1 declarations)")
+    commit_g1(tree)
     git(tree, "tag", "g1")
     api = json.loads(run_mmconvert("api", tree, "--json").stdout)
     assert api["generation"] == "proto"

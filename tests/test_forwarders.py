@@ -8,21 +8,17 @@ build every touched x86 object in the shared O= cache of mmconvert.build.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import replace
 
 import pytest
-from conftest import ROOT, git
+from conftest import commit_g1
 
 from mmconvert import build as buildmod
 from mmconvert import forwarders, spatch
 from mmconvert.model import ForwarderSite
 from mmconvert.pipeline import apply_changes
 from mmconvert.tree import NAMED, open_tree, resolve
-
-G1_PATCH = ROOT / "tests" / "data" / "g1-proto-6.12.patch"
-
 
 def by_place(sites) -> dict[tuple[str, str, str], ForwarderSite]:
     return {(s.file, s.function, s.kind): s for s in sites}
@@ -195,16 +191,6 @@ def test_the_bailout_comment_comes_from_the_template():
 
 
 # -- real trees ------------------------------------------------------------------
-
-def commit_g1(tree) -> None:
-    """The G1 declarations as one commit with a fixed date, so its id (the
-    build cache's key) is the same on every run."""
-    git(tree, "apply", str(G1_PATCH))
-    env = dict(os.environ, GIT_AUTHOR_DATE="2025-04-01T00:00:00Z",
-               GIT_COMMITTER_DATE="2025-04-01T00:00:00Z")
-    subprocess.run(["git", "commit", "--quiet", "-am", "mm: add .mmap_proto (G1 declarations)"],
-                   cwd=tree, check=True, env=env)
-
 
 EXPECTED_612 = {
     # (file, function, kind): state

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, git, run_mmconvert, tree_state
+from conftest import ROOT, commit_g1, git, remove_tree, run_mmconvert, tree_state
 
 from mmconvert import maintainers, series
 from mmconvert.errors import MmconvertError, UsageError
@@ -140,10 +140,13 @@ def git_am_applies(tree: Path, base: str, patches: list[Path], tmp: Path) -> Non
     """Plain `git am` (no 3-way) on a clean checkout of base, in a clone."""
     clone = tmp / "am-check"
     git(tmp, "clone", "--quiet", "--shared", "--no-checkout", str(tree), str(clone))
-    git(clone, "checkout", "--quiet", "--detach", base)
-    p = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", "am",
-                        "--no-3way", *map(str, patches)], cwd=clone, capture_output=True,
-                       text=True, check=False)
+    try:
+        git(clone, "checkout", "--quiet", "--detach", base)
+        p = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", "am",
+                            "--no-3way", *map(str, patches)], cwd=clone, capture_output=True,
+                           text=True, check=False)
+    finally:
+        remove_tree(clone)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -473,12 +476,8 @@ def test_the_73_series_applies_to_base_passes_checkpatch_and_reruns_the_same(
 
 @pytest.mark.realtree
 def test_the_612_proto_series_puts_forwarders_first_and_applies(kernel_tree, tmp_path):
-    pytest.importorskip("mmconvert.forwarders",
-                        reason="the forwarders stage (mmconvert/forwarders.py) is not there yet")
     tree = kernel_tree("6.12")
-    g1 = ROOT / "tests" / "data" / "g1-proto-6.12.patch"
-    git(tree, "apply", str(g1))
-    git(tree, "commit", "--quiet", "-am", "mm: add the .mmap_proto hook (G1 declarations)")
+    commit_g1(tree)
     out = tmp_path / "series"
     p = run_mmconvert("series", tree, "-o", out, "--api", "proto", "--signoff")
     assert p.returncode == 0, p.stderr

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import git, run_mmconvert, tree_state
+from conftest import clone_kernel, git, remove_tree, run_mmconvert, tree_state
 
 from mmconvert import build as buildmod
 from mmconvert import verify
@@ -253,6 +253,31 @@ def test_the_library_reads_a_series_and_its_base(sample_series):
     assert re.fullmatch(r"[0-9a-f]{40}", s.base_commit())
 
 
+def test_only_the_most_recently_used_build_directories_are_kept(tmp_path, monkeypatch):
+    """Each prepared build directory holds a kernel source tree: old ones go,
+    the one in use and one another run holds stay."""
+    import fcntl
+    import os
+
+    monkeypatch.setenv("MMCONVERT_CACHE", str(tmp_path))
+    root = buildmod.cache_root()
+    dirs = []
+    for age, name in enumerate(["newest", "newer", "older", "locked", "oldest"]):
+        d = root / f"{name}-x86_64-allmodconfig"
+        (d / "src").mkdir(parents=True)
+        (d / "prepared").write_text("1\n")
+        os.utime(d / "prepared", (1e9 - age * 1000, 1e9 - age * 1000))
+        dirs.append(d)
+    current = root / "current-x86_64-allmodconfig"
+    current.mkdir()
+    with open(root / "locked-x86_64-allmodconfig.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = buildmod.evict_builds(keep=3, current=current)
+    assert sorted(d.name.split("-")[0] for d in removed) == ["older", "oldest"]
+    assert sorted(d.name.split("-")[0] for d in root.glob("*-allmodconfig")) == [
+        "current", "locked", "newer", "newest"]
+
+
 def test_headers_choose_includers_and_other_arch_files_are_not_build_checked(sample_tree):
     gt = GitTree(sample_tree)
     targets, skipped = buildmod.targets_for(
@@ -442,19 +467,13 @@ def test_7_3_files_for_other_architectures_are_not_build_checked(kernel_tree, tm
 def series_73(cached_kernel, tmp_path_factory):
     """The 7.3 series `mmconvert series` writes, made once for the tests below
     (in a throwaway clone, like the kernel_tree fixture's)."""
-    if not (Path(verify.__file__).parent / "series.py").is_file():
-        pytest.skip("mmconvert series is not there yet")
-    src = cached_kernel("7.3")
     d = tmp_path_factory.mktemp("series73")
-    tree = d / "linux-7.3"
-    git(d, "clone", "--quiet", "--shared", str(src), str(tree))
-    git(tree, "fetch", "--quiet", "--tags", str(src))
-    git(tree, "config", "user.name", "mmconvert tests")
-    git(tree, "config", "user.email", "tests@mmconvert.invalid")
+    tree = clone_kernel(cached_kernel("7.3"), d / "linux-7.3")
     out = d / "series"
     r = run_mmconvert("series", tree, "-o", out, "--signoff")
     assert r.returncode == 0, r.stdout + r.stderr
-    return tree, out
+    yield tree, out
+    remove_tree(tree)
 
 
 @pytest.mark.realtree

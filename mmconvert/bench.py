@@ -7,7 +7,11 @@ touched):
   (a) baseline: bare spatch, one rule that finds `struct file_operations`
       initialisers with `.mmap`, `--dir <tree> --use-gitgrep --jobs <nproc>`;
   (b) cold: `mmconvert series` with an empty result cache;
-  (c) warm: the same `series` again, nothing changed, the cache of (b).
+  (c) warm: the same `series` again, nothing changed, the cache of (b)
+      (the series itself is reused: see mmconvert/seriescache.py);
+  (d) moved: `series` after a one-line commit on the base, the way a
+      maintainer reruns during a campaign: planned again, with the spatch
+      results of every unchanged file taken from the cache.
 
 For each it prints wall time and memory, then the ratio (b)/(a) and the
 time of each stage of (b), and writes everything to out/bench.json.  It
@@ -307,6 +311,14 @@ def _stage_table(timing: dict | None, wall: float) -> dict:
     return out
 
 
+def _commit_one_line(tree: Path) -> None:
+    """A new base for (d): one comment line in a file with a handler."""
+    path = tree / "drivers" / "char" / "uv_mmtimer.c"
+    path.write_text(path.read_text() + "/* bench: a new commit on the base */\n")
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit",
+                    "--quiet", "-am", "char: uv_mmtimer: a comment"], cwd=tree, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mmconvert.bench", description=__doc__.split(
         "\n\n")[0])
@@ -347,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         # (b) cold series, (c) the same again on the warm cache.
         env = dict(os.environ, MMCONVERT_CACHE=str(scratch / "cache"))
         runs = {}
-        for key, label in (("b", "(b) series, cold"), ("c", "(c) series, warm")):
+        for key, label in (("b", "(b) series, cold"), ("c", "(c) series, warm"),
+                           ("d", "(d) series, new base")):
+            if key == "d":
+                _commit_one_line(tree)
             timings = scratch / f"timings-{key}.json"
             runs[key] = measure(label, [*mmconvert, "series", str(tree), "-o",
                                         str(scratch / f"series-{key}"), "--branch",
@@ -359,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[key]["_timing"] = json.loads(timings.read_text())
             except (OSError, ValueError):
                 runs[key]["_timing"] = None
-        b, c = runs["b"], runs["c"]
+        b, c, d = runs["b"], runs["c"], runs["d"]
         # Determinism: the warm rerun must write the very same patches.
         pb = {f.name: f.read_bytes() for f in (scratch / "series-b").glob("*.patch")}
         pc = {f.name: f.read_bytes() for f in (scratch / "series-c").glob("*.patch")}
@@ -367,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         results["baseline"] = a
         results["series_cold"] = b
         results["series_warm"] = c
+        results["series_new_base"] = d
         results["stages_cold"] = _stage_table(b.pop("_timing"), b["wall_s"])
         results["stages_warm"] = _stage_table(c.pop("_timing"), c["wall_s"])
+        results["stages_new_base"] = _stage_table(d.pop("_timing"), d["wall_s"])
         ok = a["exit_status"] == 0 and b["exit_status"] == 0
         results["ratio_cold_to_baseline"] = round(b["wall_s"] / a["wall_s"], 2) if ok else None
         results["goals"] = {
@@ -393,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(r: dict) -> str:
     rows = [("(a) baseline spatch", r["baseline"]), ("(b) series, cold", r["series_cold"]),
-            ("(c) series, warm", r["series_warm"])]
+            ("(c) series, warm", r["series_warm"]), ("(d) series, new base", r["series_new_base"])]
     out = [f"\n{r['tree']}, {r['jobs']} jobs on {r['cpus']} cpus "
            f"(load average {r['load_average_at_start'][0]:.1f} at start)",
            f"{'run':22} {'wall s':>8} {'user s':>8} {'max RSS MB':>11} {'tree RSS MB':>12}  exit"]
@@ -425,11 +442,13 @@ def summary(r: dict) -> str:
             out.append(f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
                        f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} "
                        f"cached), git {ins['git_s']:.1f} s: {top}")
-    w = r["stages_warm"]
-    if w.get("available", True):
+    for run, key in (("(c)", "stages_warm"), ("(d)", "stages_new_base")):
+        w = r[key]
+        if not w.get("available", True):
+            continue
         parts = ", ".join(f"{k} {w[k]['s']:.1f}" for k in (*STAGES, "recipients", "other")
                           if w[k]["s"] is not None)
-        out.append(f"stages of (c), s: {parts}")
+        out.append(f"stages of {run}, s: {parts}")
         ins = w.get("inside")
         if ins:
             top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"

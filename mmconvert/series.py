@@ -6,7 +6,8 @@ subsystem (the most specific MAINTAINERS section of the file that decides:
 a handler's definition, a forwarder's function, a twin's file), committed
 with the base commit's date so reruns give the same commits, and written by
 `git format-patch` into a temporary directory next to DIR.  Only when all of
-that worked is the branch set and the directory renamed into place.
+that worked is the branch set and the directory renamed into place.  A
+rerun with the same inputs reuses the recorded series (seriescache.py).
 
 Code decides here; every sentence of a changelog or cover letter lives in
 templates/ (changelog-*.j2, series-*.j2, cover-letter.j2).
@@ -33,6 +34,7 @@ from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
 from .model import ApiFacts, Change, FileWarning, Handler
+from .seriescache import Entry, SeriesCache
 
 log = logging.getLogger("mmconvert")
 
@@ -375,9 +377,10 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
           branch: str | None = None, signoff: bool = False, reroll: int = 1,
           only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
           timeout: int | None = None, cache=None, progress=None,
-          planner=None) -> SeriesResult:
+          planner=None, reuse: bool = True) -> SeriesResult:
     """Make the series.  `planner(wt, api, after_forwarders)` replaces the
-    planning stages (tests give it changes made from real diffs)."""
+    planning stages (tests give it changes made from real diffs).  With
+    `reuse`, an identical earlier series and cached spatch results are used."""
     from . import spatch
     from .tree import open_tree, resolve
 
@@ -403,22 +406,36 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                          "user.email)")
     timeout = timeout or spatch.DEFAULT_TIMEOUT
     cache = cache if cache is not None else spatch.Cache()
+    if not reuse:
+        cache = None
+    records = SeriesCache(gt) if reuse and planner is None else None
+    key = SeriesCache.key(base=base_sha, api=api, signoff=signoff, ident=ident, reroll=reroll,
+                          only=sorted(only)) if records else ""
+    entry = records.get(key) if records else None
+    if entry is not None:
+        name, existed, previous = _branch_for(gt, entry.generation, base_sha, branch, reroll,
+                                              force)
+        if (gt.resolve(previous) if previous else None) == entry.previous:
+            log.info("series: same inputs as an earlier run; reusing its commits %s",
+                     gt.short(entry.head))
+            tmp = _tmp_dir(out_dir)
+            try:
+                for fname, text in entry.files:
+                    (tmp / fname).write_text(text)
+                _publish(gt, tmp, out_dir, name, existed, entry.head)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            names = [out_dir / fname for fname, _ in entry.files]
+            return SeriesResult(out_dir=out_dir, cover_letter=names[0],
+                                patches=tuple(names[1:]), branch=name, base=base_sha,
+                                census=entry.census)
 
     with gt.worktree(base_sha) as wt:
         facts = resolve(wt.path, api)
         if not facts.has_hook:
             raise UsageError("no API generation to convert to")
-        name = branch or default_branch(facts.generation, gt.short(base_sha), reroll)
-        if gt.run_rc("check-ref-format", "--branch", name)[0] != 0:
-            raise UsageError(f"{name}: not a valid branch name")
-        existed = gt.branch_exists(name)
-        if existed and not force:
-            raise UsageError(f"branch {name} exists (use --force to replace it, or -v N "
-                             "for a new version)")
-        previous = previous_branch(name, reroll) if reroll > 1 else None
-        if previous and not gt.branch_exists(previous):
-            log.info("series: no branch %s, so no range-diff in the cover letter", previous)
-            previous = None
+        name, existed, previous = _branch_for(gt, facts.generation, base_sha, branch, reroll,
+                                              force)
         maint = Maintainers(wt.path)
         env = commit_env(gt, base_sha, ident)
         patches: list[Patch] = []
@@ -443,8 +460,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             raise SeriesError("nothing to convert: no patches to write")
         counts = census(fch + cch, skipped)
 
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        tmp = _tmp_dir(out_dir)
         try:
             files = _format_patch(wt, base_sha, tmp, reroll, previous, env)
             cover, files = files[0], files[1:]
@@ -460,25 +476,57 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             to = _union([p.to for p in patches])
             _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))
             head = wt.head()
-            old = gt.resolve(name) if existed else None
-            status, _, err = gt.run_rc("branch", "--force" if existed else "--no-track",
-                                       name, head)
-            if status != 0:
-                raise SeriesError(f"cannot set branch {name}: "
-                                  f"{(err.strip().splitlines() or ['?'])[0]}")
-            try:
-                _replace_dir(tmp, out_dir)
-            except BaseException:
-                if old:
-                    gt.run_rc("branch", "--force", name, old)
-                else:
-                    gt.run_rc("branch", "-D", name)
-                raise
+            if records and not any(w.problem == "timeout" for w in warnings):
+                records.put(key, Entry(
+                    facts.generation, head, gt.resolve(previous) if previous else None,
+                    [(f.name, f.read_text()) for f in [cover, *files]], counts))
+            _publish(gt, tmp, out_dir, name, existed, head)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     names = [out_dir / f.name for f in files]
     return SeriesResult(out_dir=out_dir, cover_letter=out_dir / cover.name,
                         patches=tuple(names), branch=name, base=base_sha, census=counts)
+
+
+def _branch_for(gt: GitTree, generation: str, base_sha: str, branch: str | None, reroll: int,
+                force: bool) -> tuple[str, bool, str | None]:
+    """(branch name, whether it exists, the previous version's branch)."""
+    name = branch or default_branch(generation, gt.short(base_sha), reroll)
+    if gt.run_rc("check-ref-format", "--branch", name)[0] != 0:
+        raise UsageError(f"{name}: not a valid branch name")
+    existed = gt.branch_exists(name)
+    if existed and not force:
+        raise UsageError(f"branch {name} exists (use --force to replace it, or -v N "
+                         "for a new version)")
+    previous = previous_branch(name, reroll) if reroll > 1 else None
+    if previous and not gt.branch_exists(previous):
+        log.info("series: no branch %s, so no range-diff in the cover letter", previous)
+        previous = None
+    return name, existed, previous
+
+
+def _tmp_dir(out_dir: Path) -> Path:
+    """Where the series is written before it replaces DIR in one rename."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+
+
+def _publish(gt: GitTree, tmp: Path, out_dir: Path, name: str, existed: bool,
+             head: str) -> None:
+    """Set the branch, then move the finished series into place; undo the
+    branch if the move fails."""
+    old = gt.resolve(name) if existed else None
+    status, _, err = gt.run_rc("branch", "--force" if existed else "--no-track", name, head)
+    if status != 0:
+        raise SeriesError(f"cannot set branch {name}: {(err.strip().splitlines() or ['?'])[0]}")
+    try:
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        if old:
+            gt.run_rc("branch", "--force", name, old)
+        else:
+            gt.run_rc("branch", "-D", name)
+        raise
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
@@ -511,18 +559,21 @@ _Only = typer.Option(None, "--only", help="only handlers defined under PATH (rep
 _Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
 _Jobs = typer.Option(None, "--jobs", "-j", help="spatch jobs (default: number of cores)")
 _Timeout = typer.Option(200, "--timeout", help="seconds spatch may spend on one file")
+_NoCache = typer.Option(False, "--no-cache", help="plan from scratch: no cached spatch results, "
+                        "no reuse of an identical earlier series")
 
 
 def series_command(tree: Path = _Tree, out: Path = _Out, api: str = _Api, base: str = _Base,
                    branch: str | None = _Branch, signoff: bool = _Signoff,
                    reroll: int = _Reroll, only: list[str] | None = _Only,
-                   force: bool = _Force, jobs: int | None = _Jobs, timeout: int = _Timeout):
+                   force: bool = _Force, jobs: int | None = _Jobs, timeout: int = _Timeout,
+                   no_cache: bool = _NoCache):
     """Write the conversion as a git format-patch series, one patch per subsystem."""
     from .ui import progress, run
 
     res = run(lambda: build(tree, out, api=api, base=base, branch=branch, signoff=signoff,
                             reroll=reroll, only=tuple(only or ()), force=force, jobs=jobs,
-                            timeout=timeout, progress=progress))
+                            timeout=timeout, progress=progress, reuse=not no_cache))
     c = res.census
     skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
     print(f"{len(res.patches)} patches on branch {res.branch} "

@@ -307,10 +307,30 @@ def test_the_cover_letter_has_the_census_skips_and_semantic_patches(sample_tree,
 def test_running_series_twice_gives_the_same_patches(sample_tree, tmp_path):
     a = build(sample_tree, tmp_path / "a", branch="one")
     time.sleep(1.1)   # a date taken from the clock would now differ
-    b = build(sample_tree, tmp_path / "b", branch="two")
+    b = build(sample_tree, tmp_path / "b", branch="two", reuse=False)
     assert [p.name for p in a.patches] == [p.name for p in b.patches]
     for x, y in zip((a.cover_letter, *a.patches), (b.cover_letter, *b.patches)):
         assert x.read_text() == y.read_text()
+
+
+def test_a_rerun_with_nothing_changed_reuses_the_series_and_a_new_base_plans_again(
+        sample_tree, tmp_path):
+    first = run_mmconvert("series", sample_tree, "-o", tmp_path / "a", "--branch", "one")
+    assert first.returncode == 0 and "reusing" not in first.stderr, first.stderr
+    again = run_mmconvert("series", sample_tree, "-o", tmp_path / "b", "--branch", "two")
+    assert again.returncode == 0 and "reusing its commits" in again.stderr, again.stderr
+    a, b = sorted((tmp_path / "a").iterdir()), sorted((tmp_path / "b").iterdir())
+    assert [p.name for p in a] == [p.name for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+    assert git(sample_tree, "rev-parse", "one") == git(sample_tree, "rev-parse", "two")
+    # A new base: planned again, and the patches say so.
+    path = sample_tree / "drivers/char/remapdev.c"
+    path.write_text(path.read_text().replace(" * remapdev - maps", " * remapdev - map", 1))
+    git(sample_tree, "commit", "--quiet", "-am", "char: remapdev: reword the summary")
+    moved = run_mmconvert("series", sample_tree, "-o", tmp_path / "c", "--branch", "three")
+    assert moved.returncode == 0 and "reusing" not in moved.stderr, moved.stderr
+    head = git(sample_tree, "rev-parse", "HEAD").strip()
+    assert f"base-commit: {head}" in (tmp_path / "c" / "0000-cover-letter.patch").read_text()
 
 
 def test_signoff_adds_the_users_identity_only_when_asked(sample_tree, tmp_path):
@@ -469,7 +489,8 @@ def test_the_73_series_applies_to_base_passes_checkpatch_and_reruns_the_same(
     print("\n".join(warnings))
     assert errors == []
     again = tmp_path / "again"
-    p = run_mmconvert("series", tree, "-o", again, "--signoff", "--branch", "mmconvert/again")
+    p = run_mmconvert("series", tree, "-o", again, "--signoff", "--branch", "mmconvert/again",
+                      "--no-cache")
     assert p.returncode == 0, p.stderr
     _same_but_dates_and_ids(out, again)
 

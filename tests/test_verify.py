@@ -8,7 +8,9 @@ in the shared O= cache (the first run on a machine pays ~35 s for prepare).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -256,9 +258,6 @@ def test_the_library_reads_a_series_and_its_base(sample_series):
 def test_only_the_most_recently_used_build_directories_are_kept(tmp_path, monkeypatch):
     """Each prepared build directory holds a kernel source tree: old ones go,
     the one in use and one another run holds stay."""
-    import fcntl
-    import os
-
     monkeypatch.setenv("MMCONVERT_CACHE", str(tmp_path))
     root = buildmod.cache_root()
     dirs = []

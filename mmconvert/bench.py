@@ -408,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _inside(ins: dict) -> str:
+    """Where a run's stage time went: spatch, and git by its top subcommands."""
+    top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"
+                    for k, v in list(ins["git_by_subcommand"].items())[:4])
+    return (f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
+            f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} cached), "
+            f"git {ins['git_s']:.1f} s: {top}")
+
+
 def summary(r: dict) -> str:
     rows = [("(a) baseline spatch", r["baseline"]), ("(b) series, cold", r["series_cold"]),
             ("(c) series, warm", r["series_warm"]), ("(d) series, new base", r["series_new_base"])]
@@ -435,13 +444,8 @@ def summary(r: dict) -> str:
             v = st[s]
             out.append(f"  {s:14} " + (f"{v['s']:7.1f} s" if v["s"] is not None
                                        else f"    n/a  ({v['why']})"))
-        ins = st.get("inside")
-        if ins:
-            top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"
-                            for k, v in list(ins["git_by_subcommand"].items())[:4])
-            out.append(f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
-                       f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} "
-                       f"cached), git {ins['git_s']:.1f} s: {top}")
+        if st.get("inside"):
+            out.append(_inside(st["inside"]))
     for run, key in (("(c)", "stages_warm"), ("(d)", "stages_new_base")):
         w = r[key]
         if not w.get("available", True):
@@ -449,13 +453,8 @@ def summary(r: dict) -> str:
         parts = ", ".join(f"{k} {w[k]['s']:.1f}" for k in (*STAGES, "recipients", "other")
                           if w[k]["s"] is not None)
         out.append(f"stages of {run}, s: {parts}")
-        ins = w.get("inside")
-        if ins:
-            top = ", ".join(f"{k} {v['s']:.1f} s ({v['calls']}x)"
-                            for k, v in list(ins["git_by_subcommand"].items())[:4])
-            out.append(f"  inside them and around them: spatch {ins['spatch_s']:.1f} s "
-                       f"({ins['spatch_files_run']} files run, {ins['spatch_files_cached']} "
-                       f"cached), git {ins['git_s']:.1f} s: {top}")
+        if w.get("inside"):
+            out.append(_inside(w["inside"]))
     return "\n".join(out)
 
 

@@ -12,11 +12,18 @@ import jinja2
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-@functools.lru_cache(maxsize=1)
-def env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+@functools.lru_cache(maxsize=None)
+def jinja_env(directory: Path, keep_trailing_newline: bool = False) -> jinja2.Environment:
+    """The one way templates are loaded: strict about undefined names, block
+    tags take their own line (the semantic patches in cocci/ use it too)."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)),
+                              undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=keep_trailing_newline,
                               trim_blocks=True, lstrip_blocks=True)
+
+
+def env() -> jinja2.Environment:
+    return jinja_env(TEMPLATES)
 
 
 def render(name: str, **ctx) -> str:

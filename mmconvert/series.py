@@ -26,7 +26,6 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import typer
 
 from . import __version__, prose
@@ -125,10 +124,6 @@ def group(changes: list[Change], maint: Maintainers) -> list[Patch]:
 
 # -- prose ------------------------------------------------------------------
 
-def _env() -> jinja2.Environment:
-    return prose.env()
-
-
 def wrap(text: str, width: int = WRAP) -> str:
     """Reflow prose paragraphs to `width`; bullets get a hanging indent and
     indented lines (code, semantic patches, lists of names) stay as they are."""
@@ -170,7 +165,7 @@ def _context(api: ApiFacts) -> dict:
 
 def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None) -> None:
     """Fill in prefix, subject and body of a patch from the templates."""
-    env = _env()
+    env = prose.env()
     ctx = _context(api)
     ctx.update(stage=p.stage, details=p.details, changes=p.changes,
                handlers=[h for ch in p.changes for h in ch.handlers])
@@ -207,7 +202,7 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
                  warnings: list[FileWarning], cocci: list[tuple[str, str]],
                  base: str) -> tuple[str, str]:
     """(subject, blurb) of the cover letter."""
-    env = _env()
+    env = prose.env()
     ctx = _context(api)
     ctx.update(patches=patches, census=counts,
                skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),

@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 
+from . import prose
 from .errors import SpatchError, ToolMissing
 from .model import FileWarning
 
@@ -51,16 +51,10 @@ def spatch_version(prog: str) -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(COCCI_DIR)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=True, lstrip_blocks=True)
-
-
 def render(template: str, **ctx) -> str:
     """A semantic patch from cocci/<template>.cocci.j2."""
-    return _env().get_template(f"{template}.cocci.j2").render(**ctx)
+    env = prose.jinja_env(COCCI_DIR, keep_trailing_newline=True)
+    return env.get_template(f"{template}.cocci.j2").render(**ctx)
 
 
 def default_jobs() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -195,7 +196,10 @@ def recipients(root: Path, maint: Maintainers, patch: Path, files: list[str]
     cmd = [perl, str(script), "--nogit", "--nogit-fallback", "--norolestats", "--nokeywords",
            "--no-tree" if not (Path(root) / "MAINTAINERS").is_file() else "--tree", str(patch)]
     log.debug("%s", " ".join(cmd))
-    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    # get_maintainer.pl orders people who share a section by Perl hash order,
+    # which is random per process: fix the seed so reruns write the same headers.
+    env = {**os.environ, "PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"}
+    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, env=env)
     if p.returncode != 0:
         log.info("get_maintainer.pl failed on %s (%s); reading MAINTAINERS directly",
                  patch.name, (p.stderr.strip().splitlines() or ["?"])[0])

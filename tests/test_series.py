@@ -517,3 +517,21 @@ def test_the_612_proto_series_puts_forwarders_first_and_applies(kernel_tree, tmp
     errors, warnings = _checkpatch(tree, patches)
     print("\n".join(warnings))
     assert errors == []
+
+
+@pytest.mark.realtree
+def test_get_maintainer_gives_the_same_order_on_every_run(cached_kernel, tmp_path):
+    # KVM's section lists two maintainers that get_maintainer.pl orders by
+    # Perl hash order; the series must not change between runs because of it.
+    tree = cached_kernel("7.3")
+    files = ["virt/kvm/guest_memfd.c", "virt/kvm/kvm_main.c"]
+    patch = tmp_path / "kvm.patch"
+    patch.write_text("".join(
+        f"diff --git a/{f} b/{f}\n--- a/{f}\n+++ b/{f}\n@@ -1 +1 @@\n-a\n+b\n" for f in files))
+    m = maintainers.Maintainers(tree)
+    runs = {tuple(map(tuple, maintainers.recipients(tree, m, patch, files)))
+            for _ in range(16)}
+    assert len(runs) == 1, runs
+    (to, _cc), = runs
+    assert {"Paolo Bonzini <pbonzini@redhat.com>",
+            "Sean Christopherson <seanjc@google.com>"} <= set(to)

@@ -369,7 +369,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
 
     def text(f: str) -> str:
         if f not in texts:
-            texts[f] = (root / f).read_text(errors="replace")
+            texts[f] = gt.read_text(f)
         return texts[f]
 
     twins: dict[str, list[Definition]] = {}

@@ -97,7 +97,7 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
     # A ->mmap() call or test through a member whose type spatch could not
     # see: if a header the file includes declares that member as a
     # file_operations pointer, ask spatch again with those headers' types.
-    includes = _Includes(gt.path)
+    includes = _Includes(gt)
     for f in sorted(by_file):
         by_file[f] = [r for r in by_file[f] if r["kind"] != "forward"
                       or f.startswith(HELPER_SCOPE.get(r["via"], ""))]
@@ -111,7 +111,9 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
         chain = set()
         for r in unknown:
             chain |= set(re.findall(r"(?:->|\.)(\w+)", r["ops"]))
-        headers = [str(gt.path / h) for h in includes.declaring(f, chain)]
+        declaring = includes.declaring(f, chain)
+        gt.ensure(declaring)
+        headers = [str(gt.path / h) for h in declaring]
         typed = spatch.run(gt.path, _find_rule(api, headers), [f], blob_ids=gt.blob_ids([f]),
                            **{**kw, "progress": None}, label="forwarders: types")
         warnings.extend(typed.warnings)
@@ -142,15 +144,15 @@ class _Includes:
     has them (generated headers are not there), and the members they
     declare."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, gt: GitTree):
+        self.gt = gt
         self._direct: dict[str, tuple[str, ...]] = {}
         self._text: dict[str, str] = {}
 
     def text(self, f: str) -> str:
         if f not in self._text:
             try:
-                self._text[f] = (self.root / f).read_text(errors="replace")
+                self._text[f] = self.gt.read_text(f)
             except OSError:
                 self._text[f] = ""
         return self._text[f]
@@ -164,7 +166,7 @@ class _Includes:
                 for d in dirs:
                     p = str(Path(d, name))
                     p = re.sub(r"[^/]+/\.\./", "", p)
-                    if (self.root / p).is_file():
+                    if self.gt.has_file(p):
                         out.append(p)
                         break
             self._direct[f] = tuple(out)

@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -34,6 +35,7 @@ class GitTree:
             raise TreeError(f"{path}: not a git repository (mmconvert works on git checkouts)")
         if self.repo.bare or Path(self.repo.working_tree_dir).resolve() != self.path:
             raise TreeError(f"{path}: not the top of a git working tree")
+        self._sparse: _Sparse | None = None
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
         """Run `git -C <tree> args...` and return its stdout."""
@@ -78,12 +80,37 @@ class GitTree:
     # -- files -----------------------------------------------------------
     def _grep(self, mode: str, patterns: list[str], fixed: bool, words: bool,
               pathspecs: tuple[str, ...]) -> str:
-        """git grep over the tracked files; exit 1 (no match) is no error."""
+        """git grep over the tracked files; exit 1 (no match) is no error.
+        In a sparse worktree the files mmconvert has not changed are searched
+        where they are already on disk (or in the base commit), and every file
+        found is checked out, since the caller reads it next."""
         args = ["grep", mode, "-I", "--no-color", "-F" if fixed else "-E"]
         if words:
             args.append("-w")
         for p in patterns:
             args += ["-e", p]
+        if self._sparse is None:
+            return self._grep_run(args, pathspecs)
+        sp = self._sparse
+        changed = set(self.run("diff", "--name-only", "-z", "--no-renames", sp.base,
+                               "--").split("\0")) - {""}
+        outside = [f":(exclude,literal){f}" for f in sorted(changed)]
+        if sp.mirror is not None:
+            rows = sp.mirror._grep_run(args, (*pathspecs, *outside)).splitlines()
+        else:
+            prefix = f"{sp.base}:"
+            rows = [r[len(prefix):] for r in
+                    self._grep_run([*args, sp.base], (*pathspecs, *outside)).splitlines()]
+        if changed:
+            rows += [r for r in self._grep_run(args, pathspecs).splitlines()
+                     if (r if mode == "-l" else r.split(":", 1)[0]) in changed]
+        by_file: dict[str, list[str]] = {}
+        for r in rows:
+            by_file.setdefault(r if mode == "-l" else r.split(":", 1)[0], []).append(r)
+        self.ensure(list(by_file))
+        return "".join(r + "\n" for f in sorted(by_file) for r in by_file[f])
+
+    def _grep_run(self, args: list[str], pathspecs: tuple[str, ...]) -> str:
         status, out, err = self.run_rc(*args, "--", *pathspecs)
         if status not in (0, 1):
             raise TreeError(f"git grep failed: {err.strip()}")
@@ -111,22 +138,86 @@ class GitTree:
         """Content ids of working-tree files (what the result cache keys on)."""
         if not files:
             return {}
+        self.ensure(files)
         out = self.run("hash-object", "--stdin-paths", input="\n".join(files) + "\n")
         return dict(zip(files, out.split()))
 
+    def has_file(self, rel: str) -> bool:
+        """Whether the tree has `rel`, checked out or not."""
+        if self._sparse is not None and rel in self._sparse.tracked:
+            return True
+        return (self.path / rel).is_file()
+
+    def read_text(self, rel: str) -> str:
+        """A file's text; in a sparse worktree a file not checked out is read
+        where it is unchanged (the user's checkout, else the base commit)."""
+        sp = self._sparse
+        if sp is None or rel in sp.present or rel not in sp.tracked:
+            return (self.path / rel).read_text(errors="replace")
+        if sp.mirror is not None:
+            return (sp.mirror.path / rel).read_text(errors="replace")
+        p = subprocess.run(["git", "cat-file", "blob", f"{sp.base}:{rel}"], cwd=self.path,
+                           capture_output=True, check=False)
+        if p.returncode != 0:
+            raise OSError(f"{rel}: not in {sp.base}")
+        return p.stdout.decode(errors="replace")
+
+    def ensure(self, files: list[str]) -> None:
+        """Check out `files` in a sparse worktree (a no-op elsewhere)."""
+        sp = self._sparse
+        if sp is None:
+            return
+        todo = sorted({f for f in files if f in sp.tracked and f not in sp.present})
+        if not todo:
+            return
+        stdin = "".join(f + "\0" for f in todo)
+        self.run("update-index", "-z", "--no-skip-worktree", "--stdin", input=stdin)
+        self.run("checkout-index", "-f", "-u", "-z", "--stdin", input=stdin)
+        sp.present.update(todo)
+
+    def _same_as(self, rev: str) -> bool:
+        """Whether this checkout holds exactly `rev`'s files: at `rev`, no
+        change to a tracked file, not itself sparse.  (No index refresh:
+        `--no-optional-locks` keeps git from rewriting the user's index.)"""
+        if self.head() != rev or self.run("config", "--bool", "core.sparseCheckout",
+                                          check=False).strip() == "true":
+            return False
+        status, out, _ = self.run_rc("--no-optional-locks", "status", "--porcelain",
+                                     "--untracked-files=no")
+        return status == 0 and not out.strip()
+
+    def _go_sparse(self, rev: str, mirror: GitTree | None) -> None:
+        """Turn a `--no-checkout` worktree into a sparse one: the index holds
+        all of `rev`, every entry marked skip-worktree (so git sees no file as
+        deleted), and every directory exists, empty: get_maintainer.pl and
+        MAINTAINERS matching ask whether an F: path is a directory."""
+        self.run("read-tree", rev)
+        listing = self.run("ls-files", "-z")
+        self.run("update-index", "-z", "--skip-worktree", "--stdin", input=listing)
+        tracked = set(listing.split("\0")) - {""}
+        for d in self.run("ls-tree", "-r", "-d", "-z", "--name-only", rev).split("\0"):
+            if d:
+                (self.path / d).mkdir(parents=True, exist_ok=True)
+        self._sparse = _Sparse(rev, mirror, tracked, set())
+
     # -- worktrees -------------------------------------------------------
     @contextlib.contextmanager
-    def worktree(self, rev: str, branch: str | None = None, keep_branch: bool = True):
+    def worktree(self, rev: str, branch: str | None = None, keep_branch: bool = True,
+                 sparse: tuple[str, ...] | None = None):
         """A temporary worktree at `rev`, removed on every exit path.
 
         With `branch`, the worktree is on that new branch; the branch is
         deleted again if the body does not finish (exception or Ctrl-C), or
-        always when `keep_branch` is false.
+        always when `keep_branch` is false.  With `sparse`, only those files
+        are checked out at first and the rest as they are found (grep,
+        `ensure`, `read_text`): a kernel checkout is 1.5 GB of writes.
         """
         tmp = Path(tempfile.mkdtemp(prefix="mmconvert-wt-"))
         wt = tmp / "tree"
         args = ["worktree", "add", "--quiet"]
         args += ["-b", branch] if branch else ["--detach"]
+        if sparse is not None:
+            args.append("--no-checkout")
         ok = False
         try:
             # Inside the try: Ctrl-C during the checkout must clean up too.
@@ -134,7 +225,13 @@ class GitTree:
             if status != 0:
                 raise TreeError(f"cannot create a worktree at {rev}: "
                                 f"{err.strip().splitlines()[-1] if err.strip() else 'git failed'}")
-            yield GitTree(wt)
+            tree = GitTree(wt)
+            if sparse is not None:
+                commit = self.resolve(rev)
+                tree._go_sparse(commit, self if self._same_as(commit) else None)
+                top = self.run("ls-tree", "-z", "--name-only", commit).split("\0")
+                tree.ensure([f for f in [*top, *sparse] if f])
+            yield tree
             ok = True
         finally:
             with _deferred_sigint():
@@ -159,6 +256,14 @@ class GitTree:
         subprocess.Popen(["rm", "-rf", str(trash)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
+
+
+@dataclass
+class _Sparse:
+    base: str                    # the commit the worktree started from
+    mirror: GitTree | None       # the user's checkout when it holds `base` as is
+    tracked: set[str]
+    present: set[str]
 
 
 @contextlib.contextmanager

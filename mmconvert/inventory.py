@@ -67,7 +67,7 @@ def find_fops_macros(gt: GitTree, mmap_lines: list[tuple[str, int, str]] | None 
 
     def lines_of(f: str) -> list[str]:
         if f not in texts:
-            texts[f] = (gt.path / f).read_text(errors="replace").splitlines()
+            texts[f] = gt.read_text(f).splitlines()
         return texts[f]
 
     # A `.mmap =` line belongs to a macro when it or the line before it
@@ -111,7 +111,7 @@ def find_fops_macros(gt: GitTree, mmap_lines: list[tuple[str, int, str]] | None 
 def _definition(gt: GitTree, rec: dict, cache: dict[str, list[str]]) -> Definition:
     f = rec["file"]
     if f not in cache:
-        cache[f] = (gt.path / f).read_text(errors="replace").splitlines()
+        cache[f] = gt.read_text(f).splitlines()
     lines = cache[f]
     _, end = function_span(lines, rec["line"])
     head = " ".join(lines[max(0, rec["line"] - 2):rec["line"]])
@@ -282,7 +282,7 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
                        ds, fops, refs, linkage, (why,))
     verdicts = []
     for d in ds:
-        lines = texts.get(d.file) or (gt.path / d.file).read_text(errors="replace").splitlines()
+        lines = texts.get(d.file) or gt.read_text(d.file).splitlines()
         texts[d.file] = lines
         open_line, end = function_span(lines, d.line)
         src = "\n".join(lines[open_line - 1:end])

@@ -34,6 +34,7 @@ from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
 from .model import ApiFacts, Change, FileWarning, Handler
 from .seriescache import Entry, SeriesCache
+from .tree import HEADERS
 
 log = logging.getLogger("mmconvert")
 
@@ -42,6 +43,10 @@ SUBJECT_MAX = 75
 WRAP = 75
 NEUTRAL_NAME = "mmconvert"
 NEUTRAL_EMAIL = "mmconvert@localhost"
+# What the series worktree needs on disk before any search: API detection's
+# headers and get_maintainer.pl (the top-level files always come too).  The
+# rest is checked out as the stages find it.
+SPARSE_SEED = (*HEADERS, "scripts/get_maintainer.pl")
 
 
 class SeriesError(MmconvertError):
@@ -219,6 +224,7 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
 def _apply(wt: GitTree, ch: Change) -> None:
     if not ch.diff:
         return
+    wt.ensure(list(ch.files))
     status, _, err = wt.run_rc("apply", "--whitespace=nowarn", "-", input=ch.diff)
     if status == 0:
         return
@@ -249,7 +255,10 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
 def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool) -> str:
     files = p.files
     wt.run("add", "--all", "--", *files)
-    args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
+    # No gc.auto: a commit must not set off a repack of the user's repository
+    # (which also changes how short format-patch abbreviates object names).
+    args = ["-c", "commit.gpgsign=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false",
+            "commit", "--quiet", "--no-verify",
             "--allow-empty-message", "--cleanup=verbatim", "-F", "-"]
     if signoff:
         args.append("--signoff")
@@ -299,7 +308,9 @@ def _fill_cover(path: Path, subject: str, blurb: str, date_from: Path) -> None:
 
 def _format_patch(wt: GitTree, base: str, out: Path, reroll: int, previous: str | None,
                   env: dict[str, str]) -> list[Path]:
-    args = ["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false",
+    # A fixed abbreviation: git's default grows with the object count, so the
+    # index lines would change when the repository is repacked.
+    args = ["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "-c", "core.abbrev=12",
             "-c", "format.signOff=false", "-c", "format.coverLetter=false",
             "format-patch", "--quiet", "--cover-letter", f"--base={base}", "--no-signature",
             "--no-thread", "--no-to", "--no-cc", "--no-add-header", "--no-signoff",
@@ -425,7 +436,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                                 patches=tuple(names[1:]), branch=name, base=base_sha,
                                 census=entry.census)
 
-    with gt.worktree(base_sha) as wt:
+    with gt.worktree(base_sha, sparse=SPARSE_SEED) as wt:
         facts = resolve(wt.path, api)
         if not facts.has_hook:
             raise UsageError("no API generation to convert to")

@@ -25,8 +25,11 @@ SAMPLE_MAINTAINERS = ROOT / "examples" / "minikernel" / "MAINTAINERS"
 
 # -- helpers ----------------------------------------------------------------
 
-def _change(wt: Path, stage: str, edits, handlers, details, title) -> Change:
-    """A Change made of a real edit in the worktree, which is then undone."""
+def _change(gt, stage: str, edits, handlers, details, title) -> Change:
+    """A Change made of a real edit in the worktree, which is then undone.
+    The series worktree is sparse: files are checked out as a stage asks."""
+    wt = gt.path
+    gt.ensure([f for f, _, _ in edits])
     files = []
     for f, old, new in edits:
         p = wt / f
@@ -59,8 +62,7 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
     bailout, one library twin, and conversions in three subsystems (two
     handlers in drivers/char, one with a header prototype elsewhere)."""
     def plan(wt, api, commit_forwarders):
-        p = wt.path
-        fch = [_change(p, "forwarders", [("ipc/shmlike.c", "call_mmap(",
+        fch = [_change(wt, "forwarders", [("ipc/shmlike.c", "call_mmap(",
                                           "-ENODEV ? 0 : call_mmap(")],
                        ["shmlike_mmap"],
                        [{"function": "shmlike_mmap", "file": "ipc/shmlike.c", "line": 50,
@@ -70,7 +72,7 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
         commit_forwarders(fch)
         if fail_after_forwarders is not None:
             raise fail_after_forwarders
-        lib = [_change(p, "library",
+        lib = [_change(wt, "library",
                        [("mm/filemap.c", "EXPORT_SYMBOL(generic_file_mmap);",
                          "EXPORT_SYMBOL(generic_file_mmap);\n/* twin */")],
                        ["generic_file_mmap_proto"],
@@ -78,14 +80,14 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
                          "file": "mm/filemap.c"}],
                        "add generic_file_mmap_proto()")]
         conv = [
-            _change(p, "conversion",
+            _change(wt, "conversion",
                     [("drivers/char/remapdev.c", "remapdev_mmap,", "remapdev_mmap_proto,")],
                     ["remapdev_mmap"],
                     [_conv("remapdev_mmap", "remapdev_mmap_proto", "drivers/char/remapdev.c",
                            ["drivers/char/remapdev.c:remapdev_fops"], klass="action",
                            action="mmap_action_remap_full", mapping_call="remap_pfn_range")],
                     "convert remapdev_mmap() to .mmap_proto"),
-            _change(p, "conversion",
+            _change(wt, "conversion",
                     [("drivers/video/sharedfb/core.c", "sharedfb_mmap,", "sharedfb_mmap_proto,"),
                      ("drivers/video/sharedfb/alt.c", "sharedfb_mmap,", "sharedfb_mmap_proto,"),
                      ("include/linux/sharedfb.h", "sharedfb_mmap", "sharedfb_mmap_proto")],
@@ -95,13 +97,13 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
                            ["drivers/video/sharedfb/core.c:sharedfb_fops",
                             "drivers/video/sharedfb/alt.c:sharedfb_alt_fops"])],
                     "convert sharedfb_mmap() to .mmap_proto"),
-            _change(p, "conversion",
+            _change(wt, "conversion",
                     [("drivers/char/fieldsdev.c", "fieldsdev_mmap,", "fieldsdev_mmap_proto,")],
                     ["fieldsdev_mmap"],
                     [_conv("fieldsdev_mmap", "fieldsdev_mmap_proto", "drivers/char/fieldsdev.c",
                            ["drivers/char/fieldsdev.c:fieldsdev_fops"], flags=True)],
                     "convert fieldsdev_mmap() to .mmap_proto"),
-            _change(p, "conversion",
+            _change(wt, "conversion",
                     [("fs/samplefs/file.c", "samplefs_file_mmap,", "samplefs_file_mmap_proto,")],
                     ["samplefs_file_mmap"],
                     [_conv("samplefs_file_mmap", "samplefs_file_mmap_proto",

@@ -79,7 +79,7 @@ class GitTree:
 
     # -- files -----------------------------------------------------------
     def _grep(self, mode: str, patterns: list[str], fixed: bool, words: bool,
-              pathspecs: tuple[str, ...]) -> str:
+              pathspecs: tuple[str, ...], checkout: bool = True) -> str:
         """git grep over the tracked files; exit 1 (no match) is no error.
         In a sparse worktree the files mmconvert has not changed are searched
         where they are already on disk (or in the base commit), and every file
@@ -107,7 +107,8 @@ class GitTree:
         by_file: dict[str, list[str]] = {}
         for r in rows:
             by_file.setdefault(r if mode == "-l" else r.split(":", 1)[0], []).append(r)
-        self.ensure(list(by_file))
+        if checkout:
+            self.ensure(list(by_file))
         return "".join(r + "\n" for f in sorted(by_file) for r in by_file[f])
 
     def _grep_run(self, args: list[str], pathspecs: tuple[str, ...]) -> str:
@@ -117,11 +118,13 @@ class GitTree:
         return out
 
     def grep_files(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
-                   pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[str]:
-        """Tracked files that contain any of `patterns` (git grep -l)."""
+                   pathspecs: tuple[str, ...] = ("*.c", "*.h"),
+                   checkout: bool = True) -> list[str]:
+        """Tracked files that contain any of `patterns` (git grep -l);
+        `checkout=False` when only the names are wanted."""
         if not patterns:
             return []
-        return sorted(self._grep("-l", patterns, fixed, words, pathspecs).split())
+        return sorted(self._grep("-l", patterns, fixed, words, pathspecs, checkout).split())
 
     def grep_lines(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
                    pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[tuple[str, int, str]]:

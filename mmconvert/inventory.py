@@ -22,6 +22,22 @@ from .model import (ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inven
 _MMAP_INIT = re.compile(r"\.mmap\s*=")
 
 
+def grep_names(gt: GitTree, names: list[str]) -> list[tuple[str, int, str]]:
+    """Lines that name any of `names` (as a word).  git grep slows down with
+    every pattern (101 handler names: 7 s on 7.3, against 1 s for one), and
+    nearly every mmap handler's name contains "mmap": those names are looked
+    for only in the files that contain "mmap"."""
+    common = [n for n in names if "mmap" in n]
+    rest = [n for n in names if "mmap" not in n]
+    hits = set(gt.grep_lines(rest, fixed=True, words=True))
+    if common:
+        files = gt.grep_files(["mmap"], fixed=True, checkout=False)
+        if files:
+            hits.update(gt.grep_lines(common, fixed=True, words=True,
+                                      pathspecs=tuple(f":(literal){f}" for f in files)))
+    return sorted(hits)
+
+
 def grep_mmap_inits(gt: GitTree) -> list[tuple[str, int, str]]:
     """Lines that set `.mmap =`: a fixed-string git grep (a regex one is
     several times slower on a kernel tree), then the exact test here."""
@@ -193,7 +209,7 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
     names = sorted({e.handler for e in entry_list if e.handler})
     handlers: list[Handler] = []
     if names:
-        ref_lines = gt.grep_lines(names, fixed=True, words=True)
+        ref_lines = grep_names(gt, names)
         hfiles = sorted({f for f, _, _ in ref_lines})
         hres = spatch.run(root, spatch.render("find_handlers", handlers=names), hfiles,
                           blob_ids=gt.blob_ids(hfiles), jobs=jobs, timeout=timeout,
@@ -322,7 +338,7 @@ def locate(gt: GitTree, names: list[str], *, jobs=None, timeout=spatch.DEFAULT_T
     helpers that get twins)."""
     if not names:
         return {}, []
-    ref_lines = gt.grep_lines(names, fixed=True, words=True)
+    ref_lines = grep_names(gt, names)
     files = sorted({f for f, _, _ in ref_lines})
     res = spatch.run(gt.path, spatch.render("find_handlers", handlers=names), files,
                      blob_ids=gt.blob_ids(files), jobs=jobs, timeout=timeout, cache=cache,

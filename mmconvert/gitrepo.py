@@ -21,6 +21,10 @@ from .errors import TreeError, UsageError
 
 log = logging.getLogger("mmconvert")
 
+# No git command mmconvert runs (the series' commits, verify's git am) may set
+# off a background repack of the user's repository.
+NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+
 
 class GitTree:
     """A git working tree (the user's checkout or one of our worktrees)."""
@@ -51,8 +55,8 @@ class GitTree:
         full_env = None
         if env:
             full_env = dict(os.environ, **env)
-        p = subprocess.run(["git", "--no-pager", *args], cwd=self.path, input=input,
-                           capture_output=True, text=True, env=full_env)
+        p = subprocess.run(["git", "--no-pager", *NO_AUTO_GC, *args], cwd=self.path,
+                           input=input, capture_output=True, text=True, env=full_env)
         return p.returncode, p.stdout, p.stderr
 
     # -- state -----------------------------------------------------------
@@ -91,6 +95,10 @@ class GitTree:
             args += ["-e", p]
         if self._sparse is None:
             return self._grep_run(args, pathspecs)
+
+        def path(row: str) -> str:
+            return row if mode == "-l" else row.split(":", 1)[0]
+
         sp = self._sparse
         changed = set(self.run("diff", "--name-only", "-z", "--no-renames", sp.base,
                                "--").split("\0")) - {""}
@@ -102,11 +110,10 @@ class GitTree:
             rows = [r[len(prefix):] for r in
                     self._grep_run([*args, sp.base], (*pathspecs, *outside)).splitlines()]
         if changed:
-            rows += [r for r in self._grep_run(args, pathspecs).splitlines()
-                     if (r if mode == "-l" else r.split(":", 1)[0]) in changed]
+            rows += [r for r in self._grep_run(args, pathspecs).splitlines() if path(r) in changed]
         by_file: dict[str, list[str]] = {}
         for r in rows:
-            by_file.setdefault(r if mode == "-l" else r.split(":", 1)[0], []).append(r)
+            by_file.setdefault(path(r), []).append(r)
         if checkout:
             self.ensure(list(by_file))
         return "".join(r + "\n" for f in sorted(by_file) for r in by_file[f])
@@ -189,11 +196,13 @@ class GitTree:
                                      "--untracked-files=no")
         return status == 0 and not out.strip()
 
-    def _go_sparse(self, rev: str, mirror: GitTree | None) -> None:
+    def _go_sparse(self, rev: str, mirror: GitTree | None, seed: tuple[str, ...]) -> None:
         """Turn a `--no-checkout` worktree into a sparse one: the index holds
         all of `rev`, every entry marked skip-worktree (so git sees no file as
         deleted), and every directory exists, empty: get_maintainer.pl and
-        MAINTAINERS matching ask whether an F: path is a directory."""
+        MAINTAINERS matching ask whether an F: path is a directory.  The
+        top-level files (get_maintainer.pl looks for them) and `seed` are
+        checked out."""
         self.run("read-tree", rev)
         listing = self.run("ls-files", "-z")
         self.run("update-index", "-z", "--skip-worktree", "--stdin", input=listing)
@@ -202,6 +211,7 @@ class GitTree:
             if d:
                 (self.path / d).mkdir(parents=True, exist_ok=True)
         self._sparse = _Sparse(rev, mirror, tracked, set())
+        self.ensure([f for f in tracked if "/" not in f] + list(seed))
 
     # -- worktrees -------------------------------------------------------
     @contextlib.contextmanager
@@ -231,9 +241,7 @@ class GitTree:
             tree = GitTree(wt)
             if sparse is not None:
                 commit = self.resolve(rev)
-                tree._go_sparse(commit, self if self._same_as(commit) else None)
-                top = self.run("ls-tree", "-z", "--name-only", commit).split("\0")
-                tree.ensure([f for f in [*top, *sparse] if f])
+                tree._go_sparse(commit, self if self._same_as(commit) else None, sparse)
             yield tree
             ok = True
         finally:

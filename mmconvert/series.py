@@ -255,10 +255,7 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
 def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool) -> str:
     files = p.files
     wt.run("add", "--all", "--", *files)
-    # No gc.auto: a commit must not set off a repack of the user's repository
-    # (which also changes how short format-patch abbreviates object names).
-    args = ["-c", "commit.gpgsign=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false",
-            "commit", "--quiet", "--no-verify",
+    args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
             "--allow-empty-message", "--cleanup=verbatim", "-F", "-"]
     if signoff:
         args.append("--signoff")

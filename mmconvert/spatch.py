@@ -22,7 +22,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from . import prose
 from .errors import SpatchError, ToolMissing
 from .model import FileWarning

@@ -332,10 +332,8 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
                 report.build_note = builder.setup_note
             for p, r in zip(series.patches, report.patches):
                 log.info("applying %s %s", p.label, p.summary)
-                # gc.auto=0: checking a series must not repack the user's repository.
-                status, out, err = wt.run_rc("-c", "gc.auto=0", "-c", "maintenance.auto=false",
-                                             "am", "--no-3way", "--quiet",
-                                             str(p.path.resolve()), env=COMMITTER)
+                status, out, err = wt.run_rc("am", "--no-3way", "--quiet", str(p.path.resolve()),
+                                             env=COMMITTER)
                 if status != 0:
                     r.apply = "failed"
                     r.apply_error = _apply_failure(out + "\n" + err, parsed[p.path])

@@ -20,6 +20,7 @@ from mmconvert.model import ForwarderSite
 from mmconvert.pipeline import apply_changes
 from mmconvert.tree import NAMED, open_tree, resolve
 
+
 def by_place(sites) -> dict[tuple[str, str, str], ForwarderSite]:
     return {(s.file, s.function, s.kind): s for s in sites}
 

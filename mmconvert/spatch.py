@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,11 +158,7 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         if not patch:
             cmd += ["-D", "report"]
         log.debug("%s: %s (%d files)", label, " ".join(cmd), len(todo))
-        if progress:
-            progress(label, 0, len(todo))
-        p = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        if progress:
-            progress(label, len(todo), len(todo))
+        p = _run_streaming(cmd, tmp, label, len(todo), jobs or default_jobs(), progress)
         if p.returncode != 0 and not p.stdout:
             lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()
                      and not ln.startswith(("init_defs", "Warning:", "HANDLING"))]
@@ -178,6 +175,40 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
             if cache is not None and f in keys and not per_file[f]["timeout"]:
                 cache.put(keys[f], per_file[f])
     return result
+
+
+def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,
+                   progress) -> subprocess.CompletedProcess:
+    """Run spatch, counting the files it takes up (a `HANDLING:` line on
+    stderr each) for `progress`.  With --chunksize 1 a worker starting its
+    n-th file has finished the ones before, so started - jobs are done."""
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True, errors="replace")
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
+    reader.start()
+    err: list[str] = []
+    started, shown = 0, 0
+    try:
+        if progress:
+            progress(label, 0, total)
+        for line in p.stderr:
+            err.append(line)
+            if progress and line.startswith("HANDLING:"):
+                started += 1
+                done = max(0, min(started - jobs, total - 1))
+                if done != shown:
+                    shown = done
+                    progress(label, done, total)
+        p.wait()
+        reader.join()
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    if progress:
+        progress(label, total, total)
+    return subprocess.CompletedProcess(cmd, p.returncode, "".join(out), "".join(err))
 
 
 def _parse_stdout(out: str, prefix: str, per_file: dict[str, dict]) -> None:

@@ -21,6 +21,7 @@ What "needs it" means by generation:
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import functools
 import logging
 import re
@@ -30,7 +31,8 @@ import jinja2
 
 from . import prose, spatch
 from .errors import UsageError
-from .gitrepo import GitTree
+from .gitrepo import GitTree, pathspec_match
+from .inventory import mmap_lines
 from .model import ApiFacts, Change, FileWarning, ForwarderSite
 
 log = logging.getLogger("mmconvert")
@@ -53,8 +55,8 @@ API_FUNCTIONS = frozenset({"call_mmap", "vfs_mmap", "can_mmap_file", "compat_vma
 # chain (x86 is the architecture the build checks use).
 INCLUDE_ROOTS = ("include", "arch/x86/include", "include/uapi", "arch/x86/include/uapi")
 
-# Candidate lines: git grep for fixed strings (fast), then this.
-CANDIDATE_WORDS = ("->mmap", "can_mmap_file", *HELPERS)
+# Candidate lines: among the lines that say "mmap" (one search for all the
+# stages), the ones that match this.
 CANDIDATE = re.compile(r"\b(?:can_mmap_file|" + "|".join(HELPERS) + r")\s*\(|->\s*mmap\b")
 # Kernel code only: tools/ and scripts/ are userspace.
 PATHSPECS = ("*.c", "*.h", ":(exclude)tools/*", ":(exclude)scripts/*",
@@ -84,11 +86,12 @@ def _find_rule(api: ApiFacts, type_headers: list[str] | tuple[str, ...] = ()) ->
 def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], list[FileWarning]]:
     """The records of forwarders_find over the candidate files, typed where
     a member's type decides whether a ->mmap is a file_operations one."""
-    hits = [h for h in gt.grep_lines(list(CANDIDATE_WORDS), fixed=True, pathspecs=PATHSPECS)
-            if CANDIDATE.search(h[2])]
+    hits = [h for h in mmap_lines(gt)
+            if CANDIDATE.search(h[2]) and pathspec_match(h[0], PATHSPECS)]
     files = sorted({f for f, _, _ in hits})
-    res = spatch.run(gt.path, _find_rule(api), files, blob_ids=gt.blob_ids(files),
-                     label="forwarders: find", **kw)
+    ids = gt.blob_ids(files)
+    res = spatch.run(gt.path, _find_rule(api), files, blob_ids=ids, label="forwarders: find",
+                     **kw)
     warnings = list(res.warnings)
     by_file: dict[str, list[dict]] = collections.defaultdict(list)
     for r in res.records:
@@ -98,6 +101,7 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
     # see: if a header the file includes declares that member as a
     # file_operations pointer, ask spatch again with those headers' types.
     includes = _Includes(gt)
+    typed_runs: list[tuple[str, list[str]]] = []
     for f in sorted(by_file):
         by_file[f] = [r for r in by_file[f] if r["kind"] != "forward"
                       or f.startswith(HELPER_SCOPE.get(r["via"], ""))]
@@ -113,15 +117,23 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
             chain |= set(re.findall(r"(?:->|\.)(\w+)", r["ops"]))
         declaring = includes.declaring(f, chain)
         gt.ensure(declaring)
-        headers = [str(gt.path / h) for h in declaring]
-        typed = spatch.run(gt.path, _find_rule(api, headers), [f], blob_ids=gt.blob_ids([f]),
-                           **{**kw, "progress": None}, label="forwarders: types")
-        warnings.extend(typed.warnings)
-        by_file[f] = typed.records
-        for r in _unknown(typed.records):
-            if "file_operations" in includes.member_types(f, r["member"]):
-                warnings.append(FileWarning(f, "parse", f"line {r['line']}: could not tell "
-                                            f"the type of {r['ops']}; not checked"))
+        typed_runs.append((f, [str(gt.path / h) for h in declaring]))
+
+    def typed(run: tuple[str, list[str]]) -> spatch.Result:
+        f, headers = run
+        return spatch.run(gt.path, _find_rule(api, headers), [f], blob_ids={f: ids[f]},
+                          **{**kw, "progress": None, "jobs": 1}, label="forwarders: types")
+
+    # One file each, with different headers: side by side, not one after another.
+    workers = max(1, min(len(typed_runs), kw.get("jobs") or spatch.default_jobs()))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for (f, _), res in zip(typed_runs, pool.map(typed, typed_runs)):
+            warnings.extend(res.warnings)
+            by_file[f] = res.records
+            for r in _unknown(res.records):
+                if "file_operations" in includes.member_types(f, r["member"]):
+                    warnings.append(FileWarning(f, "parse", f"line {r['line']}: could not tell "
+                                                f"the type of {r['ops']}; not checked"))
     records = [r for f in sorted(by_file) for r in by_file[f] if r["kind"] != "unknown"]
     found = {(r["file"], r["line"]) for r in records}
     for f, n, _ in hits:

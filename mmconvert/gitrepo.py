@@ -8,11 +8,12 @@ makes is created and removed here, so nothing else can leave one behind.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
@@ -86,8 +87,9 @@ class GitTree:
               pathspecs: tuple[str, ...], checkout: bool = True) -> str:
         """git grep over the tracked files; exit 1 (no match) is no error.
         In a sparse worktree the files mmconvert has not changed are searched
-        where they are already on disk (or in the base commit), and every file
-        found is checked out, since the caller reads it next."""
+        where they are already on disk (or in the base commit), once per
+        search, and the files it changed in the worktree; every file found is
+        checked out unless `checkout` is false, since the caller reads it next."""
         args = ["grep", mode, "-I", "--no-color", "-F" if fixed else "-E"]
         if words:
             args.append("-w")
@@ -102,15 +104,19 @@ class GitTree:
         sp = self._sparse
         changed = set(self.run("diff", "--name-only", "-z", "--no-renames", sp.base,
                                "--").split("\0")) - {""}
-        outside = [f":(exclude,literal){f}" for f in sorted(changed)]
-        if sp.mirror is not None:
-            rows = sp.mirror._grep_run(args, (*pathspecs, *outside)).splitlines()
-        else:
-            prefix = f"{sp.base}:"
-            rows = [r[len(prefix):] for r in
-                    self._grep_run([*args, sp.base], (*pathspecs, *outside)).splitlines()]
-        if changed:
-            rows += [r for r in self._grep_run(args, pathspecs).splitlines() if path(r) in changed]
+        # The base never changes: each search of it is made once per worktree.
+        key = (mode, *args, "--", *pathspecs)
+        if key not in sp.greps:
+            if sp.mirror is not None:
+                sp.greps[key] = sp.mirror._grep_run(args, pathspecs).splitlines()
+            else:
+                prefix = f"{sp.base}:"
+                sp.greps[key] = [r[len(prefix):] for r in
+                                 self._grep_run([*args, sp.base], pathspecs).splitlines()]
+        rows = [r for r in sp.greps[key] if path(r) not in changed]
+        mine = [f":(literal){f}" for f in sorted(changed) if pathspec_match(f, pathspecs)]
+        if mine:
+            rows += self._grep_run(args, tuple(mine)).splitlines()
         by_file: dict[str, list[str]] = {}
         for r in rows:
             by_file.setdefault(path(r), []).append(r)
@@ -134,12 +140,14 @@ class GitTree:
         return sorted(self._grep("-l", patterns, fixed, words, pathspecs, checkout).split())
 
     def grep_lines(self, patterns: list[str], *, fixed: bool = False, words: bool = False,
-                   pathspecs: tuple[str, ...] = ("*.c", "*.h")) -> list[tuple[str, int, str]]:
-        """(file, line, text) of every matching line."""
+                   pathspecs: tuple[str, ...] = ("*.c", "*.h"),
+                   checkout: bool = True) -> list[tuple[str, int, str]]:
+        """(file, line, text) of every matching line; `checkout=False` when
+        the caller only filters the lines."""
         if not patterns:
             return []
         hits = []
-        for row in self._grep("-n", patterns, fixed, words, pathspecs).splitlines():
+        for row in self._grep("-n", patterns, fixed, words, pathspecs, checkout).splitlines():
             path, line, text = row.split(":", 2)
             hits.append((path, int(line), text))
         return hits
@@ -207,9 +215,10 @@ class GitTree:
         listing = self.run("ls-files", "-z")
         self.run("update-index", "-z", "--skip-worktree", "--stdin", input=listing)
         tracked = set(listing.split("\0")) - {""}
-        for d in self.run("ls-tree", "-r", "-d", "-z", "--name-only", rev).split("\0"):
-            if d:
-                (self.path / d).mkdir(parents=True, exist_ok=True)
+        # git keeps no empty directory: the files' directories are all of them.
+        dirs = {os.path.dirname(f) for f in tracked} - {""}
+        for d in sorted(dirs):
+            (self.path / d).mkdir(parents=True, exist_ok=True)
         self._sparse = _Sparse(rev, mirror, tracked, set())
         self.ensure([f for f in tracked if "/" not in f] + list(seed))
 
@@ -275,6 +284,25 @@ class _Sparse:
     mirror: GitTree | None       # the user's checkout when it holds `base` as is
     tracked: set[str]
     present: set[str]
+    greps: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+
+def pathspec_match(path: str, pathspecs: tuple[str, ...]) -> bool:
+    """Whether git would take `path` for these pathspecs: the forms
+    mmconvert uses (globs, literal paths, `:(exclude)`, `:(literal)`)."""
+    include, exclude = [], []
+    for spec in pathspecs:
+        magic: set[str] = set()
+        if spec.startswith(":("):
+            words, spec = spec[2:].split(")", 1)
+            magic = set(words.split(","))
+        (exclude if "exclude" in magic else include).append((spec, "literal" in magic))
+
+    def hit(spec: str, literal: bool) -> bool:
+        if literal or not any(c in spec for c in "*?["):
+            return path == spec or path.startswith(spec.rstrip("/") + "/")
+        return fnmatch.fnmatchcase(path, spec)
+    return (not include or any(hit(*i) for i in include)) and not any(hit(*e) for e in exclude)
 
 
 @contextlib.contextmanager

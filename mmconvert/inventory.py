@@ -22,26 +22,32 @@ from .model import (ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inven
 _MMAP_INIT = re.compile(r"\.mmap\s*=")
 
 
+def mmap_lines(gt: GitTree) -> list[tuple[str, int, str]]:
+    """Every line of C that says "mmap": the .mmap initialisers, the
+    forwarders and most handler names are all among them, so one search of
+    the tree serves them all (a series worktree makes it once)."""
+    return gt.grep_lines(["mmap"], fixed=True, checkout=False)
+
+
 def grep_names(gt: GitTree, names: list[str]) -> list[tuple[str, int, str]]:
     """Lines that name any of `names` (as a word).  git grep slows down with
     every pattern (101 handler names: 7 s on 7.3, against 1 s for one), and
-    nearly every mmap handler's name contains "mmap": those names are looked
-    for only in the files that contain "mmap"."""
+    nearly every mmap handler's name contains "mmap": those are looked for
+    in the lines that say "mmap"."""
     common = [n for n in names if "mmap" in n]
     rest = [n for n in names if "mmap" not in n]
     hits = set(gt.grep_lines(rest, fixed=True, words=True))
     if common:
-        files = gt.grep_files(["mmap"], fixed=True, checkout=False)
-        if files:
-            hits.update(gt.grep_lines(common, fixed=True, words=True,
-                                      pathspecs=tuple(f":(literal){f}" for f in files)))
+        word = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, common)) + r")(?!\w)")
+        found = [h for h in mmap_lines(gt) if word.search(h[2])]
+        gt.ensure(sorted({f for f, _, _ in found}))
+        hits.update(found)
     return sorted(hits)
 
 
 def grep_mmap_inits(gt: GitTree) -> list[tuple[str, int, str]]:
-    """Lines that set `.mmap =`: a fixed-string git grep (a regex one is
-    several times slower on a kernel tree), then the exact test here."""
-    return [h for h in gt.grep_lines([".mmap"], fixed=True) if _MMAP_INIT.search(h[2])]
+    """Lines that set `.mmap =`."""
+    return [h for h in mmap_lines(gt) if _MMAP_INIT.search(h[2])]
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,11 @@ def _macro_at(lines: list[str], line: int) -> tuple[str, int, str] | None:
     return m.group(1), i + 1, "\n".join(body)
 
 
-def find_fops_macros(gt: GitTree, mmap_lines: list[tuple[str, int, str]] | None = None
+def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = None
                      ) -> tuple[list[FopsMacro], set[str]]:
     """Macros whose expansion sets a file_operations .mmap, directly or
     through another such macro (DEFINE_DRM_GEM_FOPS -> DRM_GEM_FOPS), and the
-    files that name them.  `mmap_lines` is the caller's grep for `.mmap =`
+    files that name them.  `inits` is the caller's list of `.mmap =` lines
     (one walk of a kernel tree is seconds; it is not done twice)."""
     found: dict[str, FopsMacro] = {}
     texts: dict[str, list[str]] = {}
@@ -90,7 +96,7 @@ def find_fops_macros(gt: GitTree, mmap_lines: list[tuple[str, int, str]] | None 
     # continues a #define (the last line of a macro has no backslash).
     frontier = []
     users: set[str] = set()
-    for f, n, text in (grep_mmap_inits(gt) if mmap_lines is None else mmap_lines):
+    for f, n, text in (grep_mmap_inits(gt) if inits is None else inits):
         lines = lines_of(f)
         if text.rstrip().endswith("\\") or (n > 1 and lines[n - 2].rstrip().endswith("\\")):
             frontier.append((f, n))
@@ -174,10 +180,15 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
          timeout: int = spatch.DEFAULT_TIMEOUT, cache: spatch.Cache | None = None,
          progress=None) -> Inventory:
     root = gt.path
-    mmap_lines = grep_mmap_inits(gt)
-    macros, macro_users = find_fops_macros(gt, mmap_lines)
+    inits = grep_mmap_inits(gt)
+    macros, macro_users = find_fops_macros(gt, inits)
     by_macro = {m.name: m for m in macros}
-    cand = sorted({f for f, _, _ in mmap_lines} | macro_users)
+    # A `.mmap =` in a file that never names struct file_operations sets
+    # some other ops table (dma_buf_ops, fb_ops, ...): spatch need not read
+    # those 190 files of 7.3.  Macro users are kept: DEFINE_DRM_GEM_FOPS()
+    # names no type.
+    typed = set(gt.grep_files(["file_operations"], fixed=True, words=True, checkout=False))
+    cand = sorted({f for f, _, _ in inits if f in typed} | macro_users)
     blobs = gt.blob_ids(cand)
     rule = spatch.render("find_fops",
                          field_macros=[m.name for m in macros if not m.declarer],
@@ -196,7 +207,7 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
             e = FopsEntry(r["file"], r["line"], r["fops"], m.handler, "macro", m.name)
         entries[(e.file, e.line)] = e
     in_macro = {(m.file, n) for m in macros for n in range(m.line, m.line + 60)}
-    for f, n, text in mmap_lines:
+    for f, n, text in inits:
         if (f, n) in entries or (f, n) in in_macro and text.rstrip().endswith("\\"):
             continue
         regions = [r for r in res.bad_regions.get(f, []) if r[0] <= n <= r[1]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import re
@@ -225,13 +226,15 @@ def _apply(wt: GitTree, ch: Change) -> None:
     if not ch.diff:
         return
     wt.ensure(list(ch.files))
-    status, _, err = wt.run_rc("apply", "--whitespace=nowarn", "-", input=ch.diff)
+    # --index: the commit needs no `git add` (each rewrites the 90,000-entry
+    # index of a kernel tree).
+    status, _, err = wt.run_rc("apply", "--index", "--whitespace=nowarn", "-", input=ch.diff)
     if status == 0:
         return
     # Changes planned against the same file by other patches may have
     # moved the context a little; allow less context before giving up.
-    status, _, err2 = wt.run_rc("apply", "--whitespace=nowarn", "-C1", "--recount", "-",
-                                input=ch.diff)
+    status, _, err2 = wt.run_rc("apply", "--index", "--whitespace=nowarn", "-C1", "--recount",
+                                "-", input=ch.diff)
     if status != 0:
         first = (err.strip() or err2.strip() or "git apply failed").splitlines()[0]
         raise SeriesError(f"internal error: the change '{ch.title}' does not apply: {first}")
@@ -253,8 +256,7 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
 
 
 def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool) -> str:
-    files = p.files
-    wt.run("add", "--all", "--", *files)
+    """Commit what `_apply` put in the index."""
     args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
             "--allow-empty-message", "--cleanup=verbatim", "-F", "-"]
     if signoff:
@@ -323,16 +325,31 @@ def _format_patch(wt: GitTree, base: str, out: Path, reroll: int, previous: str 
     return sorted(out.glob("*.patch"))
 
 
-def _recipients_all(root: Path, maint: Maintainers, files: list[Path], patches: list[Patch],
-                    jobs: int | None) -> None:
-    """get_maintainer.pl once per patch, two at a time by default."""
-    def one(i: int):
-        return recipients(root, maint, files[i], patches[i].files)
+class _Recipients:
+    """get_maintainer.pl for each patch as soon as it is committed, on the
+    patch's diff, two at a time by default, while the next ones are made."""
 
-    n = max(1, jobs or min(2, os.cpu_count() or 1))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
-        for p, (to, cc) in zip(patches, pool.map(one, range(len(patches)))):
-            p.to, p.cc = to, cc
+    def __init__(self, root: Path, maint: Maintainers, jobs: int | None):
+        self.root, self.maint = root, maint
+        self.tmp = Path(tempfile.mkdtemp(prefix="mmconvert-recipients-"))
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, jobs or min(2, os.cpu_count() or 1)))
+        self.pending: list[concurrent.futures.Future] = []
+
+    def submit(self, p: Patch) -> None:
+        diff = self.tmp / f"{len(self.pending):04d}.diff"
+        diff.write_text("".join(ch.diff for ch in p.changes))
+        self.pending.append(self.pool.submit(recipients, self.root, self.maint, diff, p.files))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _recipients_all(rcpt: _Recipients, patches: list[Patch]) -> None:
+    """To and Cc of every patch, once get_maintainer.pl has answered."""
+    for p, fut in zip(patches, rcpt.pending, strict=True):
+        p.to, p.cc = fut.result()
 
 
 def _union(lists: list[list[str]], exclude: list[str] = ()) -> list[str]:
@@ -433,7 +450,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                                 patches=tuple(names[1:]), branch=name, base=base_sha,
                                 census=entry.census)
 
-    with gt.worktree(base_sha, sparse=SPARSE_SEED) as wt:
+    with gt.worktree(base_sha, sparse=SPARSE_SEED) as wt, contextlib.ExitStack() as stack:
         facts = resolve(wt.path, api)
         if not facts.has_hook:
             raise UsageError("no API generation to convert to")
@@ -442,6 +459,8 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         maint = Maintainers(wt.path)
         env = commit_env(gt, base_sha, ident)
         patches: list[Patch] = []
+        rcpt = _Recipients(wt.path, maint, jobs)
+        stack.callback(rcpt.close)
 
         def commit_stage(changes: list[Change]) -> None:
             for p in group(changes, maint):
@@ -450,6 +469,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 render_patch_text(p, facts, wt)
                 commit(wt, p, env, signoff)
                 patches.append(p)
+                rcpt.submit(p)
                 log.debug("series: %s", p.subject)
 
         if planner is not None:
@@ -470,7 +490,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             if len(files) != len(patches):
                 raise SeriesError(f"internal error: {len(patches)} commits but "
                                   f"{len(files)} patches written")
-            _recipients_all(wt.path, maint, files, patches, jobs)
+            _recipients_all(rcpt, patches)
             for f, p in zip(files, patches):
                 _add_headers(f, p.to, p.cc)
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,

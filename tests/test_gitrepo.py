@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import git, tree_state
 
-from mmconvert.gitrepo import GitTree
+from mmconvert.gitrepo import GitTree, pathspec_match
 
 PATTERNS = [".mmap", "call_mmap"]
 
@@ -50,6 +50,10 @@ def test_a_sparse_worktree_finds_what_a_full_checkout_finds(sample_tree, user_ch
 def test_a_sparse_worktree_sees_its_own_commits(sample_tree):
     gt = GitTree(sample_tree)
     with gt.worktree("HEAD", sparse=()) as wt:
+        # Searched once before any commit: the base's answer is kept, and must
+        # not hide what the commits change.
+        before, _ = _found(wt)
+        assert not any("added_mmap" in t for _, _, t in before)
         # A file that was not checked out until the stage asked for it.
         wt.ensure(["mm/filemap.c"])
         f = wt.path / "mm/filemap.c"
@@ -67,3 +71,17 @@ def test_a_sparse_worktree_sees_its_own_commits(sample_tree):
         lines, _ = _found(wt)
         assert not any(f == "drivers/char/remapdev.c" and ".mmap" in t for f, _, t in lines)
         assert wt.run("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("pathspecs", [
+    ("*.c", "*.h"),
+    ("*.c", "*.h", ":(exclude)tools/*", ":(exclude)mm/*"),
+    (":(literal)drivers/char/remapdev.c", ":(literal)include"),
+    ("*.h", ":(exclude,literal)include/linux/fs.h"),
+])
+def test_pathspec_match_takes_the_files_git_takes(sample_tree, pathspecs):
+    # The sparse worktree searches its changed files only when git would have.
+    files = git(sample_tree, "ls-files").split()
+    taken = set(git(sample_tree, "ls-files", "--", *pathspecs).split())
+    assert taken and taken != set(files)
+    assert {f for f in files if pathspec_match(f, pathspecs)} == taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import subprocess
 
 import pytest
 
@@ -128,6 +129,25 @@ def test_a_file_spatch_cannot_parse_is_named(sample_tree):
 
 
 # -- real trees ------------------------------------------------------------
+
+def test_per_cpu_definitions_parse(tmp_path):
+    # standard.h's own DEFINE_PER_CPU() does not parse, and takes the end of
+    # the function before it down with it: kernel/events/core.c has eleven,
+    # each parsed three times.  mmconvert's hint must win over standard.h.
+    from mmconvert import spatch
+
+    prog = spatch.spatch_program()
+    option, text = spatch.macro_hints(prog)
+    hints = tmp_path / "hints.h"
+    hints.write_text(text)
+    src = tmp_path / "percpu.c"
+    src.write_text("static int pcpu_mmap(struct file *file, struct vm_area_struct *vma)\n"
+                   "{\n\treturn 0;\n}\n\n"
+                   "static DEFINE_PER_CPU(struct perf_cpu_context, perf_cpu_context);\n")
+    p = subprocess.run([prog, "--parse-c", str(src), option, str(hints)], capture_output=True,
+                       text=True)
+    assert "nb bad = 0 " in p.stdout + p.stderr, p.stdout + p.stderr
+
 
 @pytest.mark.realtree
 def test_api_on_debian_trees(cached_kernel):

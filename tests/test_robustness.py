@@ -185,7 +185,10 @@ def test_a_file_spatch_times_out_on_is_named_with_the_timeout_and_the_rest_conve
     assert "/tmp" not in warn[0] and "mmconvert-spatch" not in warn[0]
     for name in CONVERTED:
         assert f"converted {name} -> " in " ".join(r.stdout.split()), name
-    assert "hugedev_mmap" not in r.stdout.replace(HUGE, "")
+    # The timeout may hit any pass (parsing is not timed, so a pass can end
+    # just under the limit): the handler is then listed as skipped, never
+    # converted, and its file is left as it was.
+    assert "converted hugedev_mmap" not in " ".join(r.stdout.split())
     assert git(sample_tree, "rev-parse", "HEAD") == head
     changed = git(sample_tree, "status", "--porcelain").split()
     assert HUGE not in changed and "drivers/char/fieldsdev.c" in changed

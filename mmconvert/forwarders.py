@@ -101,7 +101,7 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
     # see: if a header the file includes declares that member as a
     # file_operations pointer, ask spatch again with those headers' types.
     includes = _Includes(gt)
-    typed_runs: list[tuple[str, list[str], str]] = []
+    typed_runs: list[tuple[str, str, str]] = []
     for f in sorted(by_file):
         by_file[f] = [r for r in by_file[f] if r["kind"] != "forward"
                       or f.startswith(HELPER_SCOPE.get(r["via"], ""))]
@@ -116,16 +116,16 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
         for r in unknown:
             chain |= set(re.findall(r"(?:->|\.)(\w+)", r["ops"]))
         declaring = includes.declaring(f, chain)
+        rule = _find_rule(api, [str(gt.path / h) for h in declaring])
         # The rule names the headers in this worktree: it is cached by their
         # paths in the tree and their contents instead.
-        rule_id = _find_rule(api, declaring) + "".join(
+        rule_id = rule.replace(f"{gt.path}/", "") + "".join(
             f"\n{h} {i}" for h, i in sorted(gt.blob_ids(declaring).items()))
-        typed_runs.append((f, declaring, rule_id))
+        typed_runs.append((f, rule, rule_id))
 
-    def typed(run: tuple[str, list[str], str]) -> spatch.Result:
-        f, headers, rule_id = run
-        return spatch.run(gt.path, _find_rule(api, [str(gt.path / h) for h in headers]), [f],
-                          blob_ids={f: ids[f]}, rule_id=rule_id,
+    def typed(run: tuple[str, str, str]) -> spatch.Result:
+        f, rule, rule_id = run
+        return spatch.run(gt.path, rule, [f], blob_ids={f: ids[f]}, rule_id=rule_id,
                           **{**kw, "progress": None, "jobs": 1}, label="forwarders: types")
 
     # One file each, with different headers: side by side, not one after another.

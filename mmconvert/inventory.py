@@ -40,7 +40,7 @@ def grep_names(gt: GitTree, names: list[str]) -> list[tuple[str, int, str]]:
     if common:
         word = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, common)) + r")(?!\w)")
         found = [h for h in mmap_lines(gt) if word.search(h[2])]
-        gt.ensure(sorted({f for f, _, _ in found}))
+        gt.ensure([f for f, _, _ in found])
         hits.update(found)
     return sorted(hits)
 

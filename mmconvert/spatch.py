@@ -65,8 +65,8 @@ def macro_hints(prog: str) -> tuple[str, str]:
     try:
         p = subprocess.run([prog, "--parse-c", os.devnull], capture_output=True, text=True,
                            timeout=60)
-        m = re.search(r"^init_defs_builtins: (.+)$", p.stdout + p.stderr, flags=re.MULTILINE)
-        standard = Path(m.group(1).strip()).read_text(errors="replace") if m else None
+        where = re.search(r"^init_defs_builtins: (.+)$", p.stdout + p.stderr, flags=re.MULTILINE)
+        standard = Path(where.group(1).strip()).read_text(errors="replace") if where else None
     except (OSError, subprocess.TimeoutExpired):
         standard = None
     if standard is None:
@@ -76,8 +76,8 @@ def macro_hints(prog: str) -> tuple[str, str]:
     skipping = False
     for line in standard.splitlines():
         if not skipping:
-            m = re.match(r"\s*#\s*define\s+(\w+)", line)
-            skipping = bool(m and m.group(1) in names)
+            define = re.match(r"\s*#\s*define\s+(\w+)", line)
+            skipping = bool(define and define.group(1) in names)
         if not skipping:
             kept.append(line)
         elif not line.rstrip().endswith("\\"):

@@ -513,7 +513,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             new = realign_initialisers(new, api.hook)
             new = wrap_long_calls(drop_needless_braces(new))
             for h in selected:
-                for dd in h.definitions:
+                for dd in [dd for dd in h.definitions if dd.file == f]:
                     decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"
                     new = drop_unused_file_decl(new, decl, renames.get(h.name, h.name))
                     new = blank_after_file_decl(new, decl)

@@ -164,6 +164,7 @@ class _Includes:
         self.gt = gt
         self._direct: dict[str, tuple[str, ...]] = {}
         self._text: dict[str, str] = {}
+        self._types: dict[tuple[str, str], list[str]] = {}
 
     def text(self, f: str) -> str:
         if f not in self._text:
@@ -202,16 +203,19 @@ class _Includes:
                        r"(?:(?:const|__rcu)\s+)*$")
 
     def _declared(self, h: str, member: str) -> list[str]:
-        """Types of the members named `member` declared in h."""
+        """Types of the members named `member` declared in h (asked again
+        for every header of every candidate file: kept)."""
+        if (h, member) in self._types:
+            return self._types[h, member]
         text = self.text(h)
-        if member not in text:
-            return []
         out = []
-        for m in re.finditer(r"\b" + re.escape(member) + r"\s*(?:\[[^\]]*\])?\s*;", text):
-            line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
-            t = self._TYPE.match(line)
-            if t:
-                out.append(" ".join(t.group(1).split()).removeprefix("struct "))
+        if member in text:
+            for m in re.finditer(r"\b" + re.escape(member) + r"\s*(?:\[[^\]]*\])?\s*;", text):
+                line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+                t = self._TYPE.match(line)
+                if t:
+                    out.append(" ".join(t.group(1).split()).removeprefix("struct "))
+        self._types[h, member] = out
         return out
 
     def member_types(self, f: str, member: str) -> set[str]:

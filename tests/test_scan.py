@@ -71,6 +71,34 @@ def test_null_and_macro_entries_are_listed(sample_tree):
         ("sampledrm_fops", "DEFINE_DRM_GEM_FOPS", "drm_gem_mmap")]
 
 
+def test_every_form_of_macro_fops_is_listed(sample_tree):
+    """A one-line DEFINE_DRM_GEM_FOPS(name); is read from its line; a
+    comment naming the macro, or the field macro inside an initialiser,
+    sends the file to spatch: each use is listed once, at its line."""
+    drm = sample_tree / "drivers/gpu/drm"
+    (drm / "commentdrm").mkdir()
+    (drm / "commentdrm/commentdrm_drv.c").write_text(
+        '#include <drm/drm_gem.h>\n\n'
+        '/* Not DEFINE_DRM_GEM_FOPS(): this driver once had its own mmap. */\n'
+        'DEFINE_DRM_GEM_FOPS(commentdrm_fops);\n')
+    (drm / "fielddrm").mkdir()
+    (drm / "fielddrm/fielddrm_drv.c").write_text(
+        '#include <linux/fs.h>\n#include <drm/drm_gem.h>\n\n'
+        'static const struct file_operations fielddrm_fops = {\n'
+        '\t.owner = THIS_MODULE,\n'
+        '\tDRM_GEM_FOPS,\n'
+        '};\n')
+    git(sample_tree, "add", "-A")
+    git(sample_tree, "commit", "--quiet", "-m", "two more drm drivers")
+    inv = scan_json(sample_tree)
+    macro = sorted((e["file"].split("/")[-1], e["line"], e["fops"], e["macro"], e["handler"])
+                   for e in inv["entries"] if e["form"] == "macro")
+    assert macro == [
+        ("commentdrm_drv.c", 4, "commentdrm_fops", "DEFINE_DRM_GEM_FOPS", "drm_gem_mmap"),
+        ("fielddrm_drv.c", 6, "fielddrm_fops", "DRM_GEM_FOPS", "drm_gem_mmap"),
+        ("sampledrm_drv.c", 13, "sampledrm_fops", "DEFINE_DRM_GEM_FOPS", "drm_gem_mmap")]
+
+
 def test_scan_text_gives_counts_then_the_list(sample_tree):
     r = run_mmconvert("scan", sample_tree)
     assert r.returncode == 0, r.stderr

@@ -24,7 +24,6 @@ _MMAP_INIT = re.compile(r"\.mmap\s*=")
 
 _FOPS_WORD = re.compile(r"\bfile_operations\b")
 _TAG = re.compile(r"\b(?:struct|union|enum)\s+\w+")
-_NAMED = r"(?<!\w)(?:{})(?!\w)"
 
 
 def _searched_lines(gt: GitTree) -> list[tuple[str, int, str]]:
@@ -46,17 +45,23 @@ def fops_files(lines: list[tuple[str, int, str]]) -> set[str]:
     return {f for f, _, text in lines if _FOPS_WORD.search(text)}
 
 
-def grep_names(gt: GitTree, names: list[str]) -> list[tuple[str, int, str]]:
+def _named(names: list[str]) -> re.Pattern:
+    """Any of `names` as a word."""
+    return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
+
+
+def grep_names(gt: GitTree, names: list[str],
+               lines: list[tuple[str, int, str]] | None = None) -> list[tuple[str, int, str]]:
     """Lines that name any of `names` (as a word).  git grep slows down with
     every pattern (101 handler names: 7 s on 7.3, against 1 s for one), and
     nearly every mmap handler's name contains "mmap": those are looked for
-    in the lines that say "mmap"."""
+    in the lines that say "mmap" (`lines`: the caller's search, if made)."""
     common = [n for n in names if "mmap" in n]
     rest = [n for n in names if "mmap" not in n]
     hits = set(gt.grep_lines(rest, fixed=True, words=True))
     if common:
-        word = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, common)) + r")(?!\w)")
-        found = [h for h in mmap_lines(gt) if word.search(h[2])]
+        word = _named(common)
+        found = [h for h in mmap_lines(gt, lines) if word.search(h[2])]
         gt.ensure([f for f, _, _ in found])
         hits.update(found)
     return sorted(hits)
@@ -149,7 +154,7 @@ def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = Non
 
 
 def _declared_fops(uses: list[tuple[str, int, str]], macros: list[FopsMacro],
-              spatched: set[str]) -> tuple[list[FopsEntry], set[str]]:
+                   spatched: set[str]) -> tuple[list[FopsEntry], set[str]]:
     """The fops of files that only say `DEFINE_DRM_GEM_FOPS(name);` (80 DRM
     drivers on 7.3), read from that line: spatch would parse each whole
     driver for it.  Returns those entries and the macro-using files that
@@ -266,13 +271,13 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
     names = sorted({e.handler for e in entry_list if e.handler})
     handlers: list[Handler] = []
     if names:
-        ref_lines = grep_names(gt, names)
+        ref_lines = grep_names(gt, names, searched)
         hfiles = sorted({f for f, _, _ in ref_lines})
         # The entries pass found the definitions and prototypes in its files;
         # a file that names a handler only as a type (`struct privcmd_mmap`,
         # tools/perf's `struct perf_mmap`) has none.
         read = set(cand)
-        named = re.compile(_NAMED.format("|".join(map(re.escape, names))))
+        named = _named(names)
         rest = sorted({f for f, _, text in ref_lines if f not in read
                        and named.search(_TAG.sub("", text))})
         hres = spatch.run(root, spatch.render("find_handlers", handlers=names), rest,

@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -207,10 +208,10 @@ class GitTree:
     def _go_sparse(self, rev: str, mirror: GitTree | None, seed: tuple[str, ...]) -> None:
         """Turn a `--no-checkout` worktree into a sparse one: the index holds
         all of `rev`, every entry marked skip-worktree (so git sees no file as
-        deleted), and every directory exists, empty: get_maintainer.pl and
-        MAINTAINERS matching ask whether an F: path is a directory.  The
-        top-level files (get_maintainer.pl looks for them) and `seed` are
-        checked out."""
+        deleted).  The top-level files and directories (get_maintainer.pl
+        looks for them) and `seed` are checked out, and the directories that
+        MAINTAINERS names exist, empty: get_maintainer.pl and MAINTAINERS
+        matching ask whether an F: path is a directory."""
         self.run("read-tree", rev)
         listing = self.run("ls-files", "-z")
         # A split index: each later `update-index`, `apply --index` and commit
@@ -219,12 +220,18 @@ class GitTree:
         self.run("update-index", "--split-index", "-z", "--skip-worktree", "--stdin",
                  input=listing)
         tracked = set(listing.split("\0")) - {""}
-        # git keeps no empty directory: the files' directories are all of them.
-        dirs = {os.path.dirname(f) for f in tracked} - {""}
-        for d in sorted(dirs):
-            (self.path / d).mkdir(parents=True, exist_ok=True)
         self._sparse = _Sparse(rev, mirror, tracked, set())
         self.ensure([f for f in tracked if "/" not in f] + list(seed))
+        # git keeps no empty directory: the files' directories are all of
+        # them.  Creating only the named ones saves 6,000 mkdirs on 7.3.
+        dirs = {os.path.dirname(f) for f in tracked} - {""}
+        wanted = {d for d in dirs if "/" not in d}
+        if (self.path / "MAINTAINERS").is_file():
+            named = re.findall(r"^[FX]:\s*(\S+)", (self.path / "MAINTAINERS").read_text(
+                errors="replace"), flags=re.MULTILINE)
+            wanted |= dirs & set(named)
+        for d in sorted(wanted):
+            (self.path / d).mkdir(parents=True, exist_ok=True)
 
     # -- worktrees -------------------------------------------------------
     @contextlib.contextmanager

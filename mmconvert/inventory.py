@@ -117,20 +117,20 @@ def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = Non
 
     # A `.mmap =` line belongs to a macro when it or the line before it
     # continues a #define (the last line of a macro has no backslash).
-    frontier = []
+    frontier = [(f, n) for f, n, _ in (grep_mmap_inits(gt) if inits is None else inits)
+                if _continued(lines_of(f), n)]
     uses: list[tuple[str, int, str]] = []
-    for f, n, text in (grep_mmap_inits(gt) if inits is None else inits):
-        lines = lines_of(f)
-        if text.rstrip().endswith("\\") or (n > 1 and lines[n - 2].rstrip().endswith("\\")):
-            frontier.append((f, n))
+    tried: set[tuple[str, int]] = set()   # the #defines looked at
     names_done: set[str] = set()
     while frontier:
-        nxt = []
         for f, n in frontier:
             m = _macro_at(lines_of(f), n)
-            if not m or m[0] in found:
+            if not m or (f, m[1]) in tried:
                 continue
+            tried.add((f, m[1]))
             name, line, body = m
+            if name in found:
+                continue
             structs = re.findall(r"struct\s+(\w+)\s+\w+\s*(?:\[[^]]*\])?\s*=", body)
             if structs and structs != ["file_operations"]:
                 continue  # a bin_attribute or other ops table
@@ -142,15 +142,27 @@ def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = Non
             found[name] = FopsMacro(name, f, line, handler,
                                     declarer="file_operations" in body)
         new = [x for x in found if x not in names_done]
+        # A macro wrapping one just found is mostly defined beside it
+        # (DEFINE_DRM_GEM_FOPS after DRM_GEM_FOPS): the files already read
+        # are looked at first, so the tree is searched once for the names
+        # of all levels they hold, not once per level.
+        word = _named(new) if new else None
+        frontier = [(f, n) for f in list(texts) for n, text in enumerate(texts[f], 1)
+                    if word and word.search(text) and _continued(texts[f], n)
+                    and (f, (_macro_at(texts[f], n) or ("", 0))[1]) not in tried]
+        if frontier:
+            continue
         names_done.update(new)
         if new:
             hits = gt.grep_lines(new, fixed=True, words=True)
             uses += hits
-            nxt = [(f, n) for f, n, text in hits
-                   if text.rstrip().endswith("\\")
-                   or (n > 1 and lines_of(f)[n - 2].rstrip().endswith("\\"))]
-        frontier = nxt
+            frontier = [(f, n) for f, n, _ in hits if _continued(lines_of(f), n)]
     return sorted(found.values(), key=lambda m: m.name), sorted(uses)
+
+
+def _continued(lines: list[str], n: int) -> bool:
+    """Whether line `n` (1-based) is part of a #define's continuation."""
+    return lines[n - 1].rstrip().endswith("\\") or (n > 1 and lines[n - 2].rstrip().endswith("\\"))
 
 
 def _declared_fops(uses: list[tuple[str, int, str]], macros: list[FopsMacro],

@@ -27,51 +27,61 @@ _ENTRY = re.compile(r"^([A-Z]):\s*(.*\S)\s*$")
 _ADDR = re.compile(r"<([^>]+)>")
 
 
+class Glob:
+    """An F:/X: pattern as get_maintainer.pl reads it.  Compiled on first
+    use: a path that does not start with the pattern's literal head cannot
+    match, and most of MAINTAINERS' 10,000 patterns never meet one."""
+
+    def __init__(self, value: str, root: Path | None):
+        self.raw = value
+        if root is not None and not value.endswith("/") and (root / value).is_dir():
+            value += "/"
+        self.depth = value.count("/") + (0 if value.endswith("/") else 1)
+        if value.startswith("*"):
+            self.depth = -1
+        self.head = re.split(r"[*?]", value, maxsplit=1)[0]
+        self.source = re.escape(value).replace(r"\*\*", "\x00").replace(r"\*", ".*") \
+            .replace(r"\?", ".").replace("\x00", "(?:.*)").replace(r"\/", "/")
+        self._rx: re.Pattern | None = None
+
+    def covers(self, path: str) -> bool:
+        if not path.startswith(self.head):
+            return False
+        if self._rx is None:
+            self._rx = re.compile(self.source)
+        if not self._rx.match(path):
+            return False
+        # A file pattern covers its own directory level only.
+        return (self.source.endswith("/") or "(?:" in self.source
+                or path.count("/") == self.source.count("/"))
+
+
 @dataclass
 class Section:
     name: str
     maintainers: list[str] = field(default_factory=list)   # M:
     reviewers: list[str] = field(default_factory=list)     # R:
     lists: list[str] = field(default_factory=list)         # L:
-    files: list[tuple[str, re.Pattern, int]] = field(default_factory=list)  # F: (raw, re, depth)
-    excludes: list[re.Pattern] = field(default_factory=list)               # X:
-    regexes: list[re.Pattern] = field(default_factory=list)                # N:
+    files: list[Glob] = field(default_factory=list)        # F:
+    excludes: list[Glob] = field(default_factory=list)     # X:
+    regexes: list[re.Pattern] = field(default_factory=list)  # N:
 
     @property
     def catch_all(self) -> bool:
         """THE REST and the like: a section that covers every file."""
-        return any(raw in ("*", "*/") for raw, _, _ in self.files)
+        return any(g.raw in ("*", "*/") for g in self.files)
 
     def depth(self, path: str) -> int | None:
         """How specifically this section covers `path` (None: it does not)."""
-        if any(x.match(path) and _slashes_ok(x, path) for x in self.excludes):
+        if any(x.covers(path) for x in self.excludes):
             return None
         best = None
-        for raw, rx, depth in self.files:
-            if rx.match(path) and _slashes_ok(rx, path):
-                best = depth if best is None else max(best, depth)
+        for g in self.files:
+            if g.covers(path):
+                best = g.depth if best is None else max(best, g.depth)
         if best is None and any(r.search(path) for r in self.regexes):
             best = 0
         return best
-
-
-def _slashes_ok(rx: re.Pattern, path: str) -> bool:
-    pat = rx.pattern
-    if pat.endswith("/"):
-        return True
-    return path.count("/") == pat.count("/") or "(?:" in pat
-
-
-def _glob_re(value: str, root: Path | None) -> tuple[str, int]:
-    """get_maintainer.pl's F:/X: conversion, and its depth rule."""
-    if root is not None and not value.endswith("/") and (root / value).is_dir():
-        value += "/"
-    depth = value.count("/") + (0 if value.endswith("/") else 1)
-    if value.startswith("*"):
-        depth = -1
-    rx = re.escape(value).replace(r"\*\*", "\x00").replace(r"\*", ".*").replace(r"\?", ".")
-    rx = rx.replace("\x00", "(?:.*)").replace(r"\/", "/")
-    return rx, depth
 
 
 def parse(text: str, root: Path | None = None) -> list[Section]:
@@ -93,11 +103,7 @@ def parse(text: str, root: Path | None = None) -> list[Section]:
             elif kind == "L":
                 cur.lists.append(value.split()[0])
             elif kind in ("F", "X"):
-                rx, depth = _glob_re(value, root)
-                if kind == "F":
-                    cur.files.append((value, re.compile(rx), depth))
-                else:
-                    cur.excludes.append(re.compile(rx))
+                (cur.files if kind == "F" else cur.excludes).append(Glob(value, root))
             elif kind == "N":
                 try:
                     cur.regexes.append(re.compile(value))

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -197,6 +198,10 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
             cmd += ["-D", "report"]
         log.debug("%s: %s (%d files)", label, " ".join(cmd), len(todo))
         p = _run_streaming(cmd, tmp, label, len(todo), jobs or default_jobs(), progress)
+        if p.returncode == -signal.SIGINT:   # Ctrl-C reached spatch first
+            raise KeyboardInterrupt
+        if p.returncode < 0:
+            raise SpatchError(f"spatch was killed ({_signal_name(-p.returncode)}) in {label}")
         if p.returncode != 0 and not p.stdout:
             lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()
                      and not ln.startswith(("init_defs", "Warning:", "HANDLING"))]
@@ -208,11 +213,21 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         _parse_stdout(p.stdout, prefix, per_file)
         _parse_stderr(p.stderr, prefix, per_file)
         result.processed = len(todo)
+        # Only what a run that finished found is kept: a file's result from
+        # a run stopped part-way may lack what spatch had still to say.
+        keep = cache is not None and p.returncode == 0
         for f in todo:
             _merge(result, f, per_file[f])
-            if cache is not None and f in keys and not per_file[f]["timeout"]:
+            if keep and f in keys and not per_file[f]["timeout"]:
                 cache.put(keys[f], per_file[f])
     return result
+
+
+def _signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
 
 
 def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,

@@ -94,8 +94,13 @@ def sample_tree(tmp_path) -> Path:
     return dst
 
 
-def run_mmconvert(*args, cwd=None, check=False) -> subprocess.CompletedProcess:
+def run_mmconvert(*args, cwd=None, check=False, cache: Path | None = None
+                  ) -> subprocess.CompletedProcess:
+    """`cache`: a spatch result cache of the test's own (a test that needs
+    spatch to run, not a result an earlier test left)."""
     env = dict(os.environ)
+    if cache is not None:
+        env["MMCONVERT_CACHE"] = str(cache)
     return subprocess.run([*MMCONVERT, *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, env=env, check=check)
 

@@ -155,6 +155,28 @@ def test_without_spatch_series_and_convert_say_how_to_install_and_leave_nothing(
         assert worktrees(sample_tree) == 1
 
 
+def test_a_spatch_killed_part_way_is_an_error_and_nothing_it_said_is_kept(
+        sample_tree, tmp_path, monkeypatch):
+    """The real spatch, killed as it finishes (as the OOM killer would): the
+    run stops with one line, and a rerun does not take its results from
+    the cache."""
+    wrapper = tmp_path / "spatch-killed"
+    wrapper.write_text(f'#!/bin/sh\n{shutil.which("spatch")} "$@"\nkill -KILL $$\n')
+    wrapper.chmod(0o755)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MMCONVERT_SPATCH", str(wrapper))
+    before = tree_state(sample_tree)
+    r = run_mmconvert("scan", sample_tree, cache=cache)
+    assert r.returncode == 1, r.stderr
+    assert "spatch was killed (SIGKILL)" in one_line(r)
+    assert not list(cache.rglob("*.json"))
+    assert tree_state(sample_tree) == before
+    monkeypatch.delenv("MMCONVERT_SPATCH")
+    r = run_mmconvert("scan", sample_tree, cache=cache)
+    assert r.returncode == 0, r.stderr
+    assert list(cache.rglob("*.json"))
+
+
 # -- one C file spatch cannot parse / times out on ---------------------------
 
 def test_a_file_spatch_cannot_parse_is_named_and_the_rest_is_converted(sample_tree):
@@ -173,10 +195,11 @@ def test_a_file_spatch_cannot_parse_is_named_and_the_rest_is_converted(sample_tr
 
 
 def test_a_file_spatch_times_out_on_is_named_with_the_timeout_and_the_rest_converted(
-        sample_tree):
+        sample_tree, tmp_path):
     add_file(sample_tree, HUGE, huge_file())
     head = git(sample_tree, "rev-parse", "HEAD")
-    r = run_mmconvert("convert", sample_tree, "--timeout", "1")
+    # A result cached by a run with a longer timeout would rightly be used.
+    r = run_mmconvert("convert", sample_tree, "--timeout", "1", cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
     warn = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("warning")]
     assert [w.split()[1] for w in warn] == [f"{HUGE}:"], r.stdout
@@ -199,14 +222,16 @@ def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tre
     add_file(sample_tree, HUGE, huge_file())
     before = tree_state(sample_tree)
     md = tmp_path / "report.md"
-    r = run_mmconvert("report", sample_tree, "--markdown", md, "--timeout", "1")
+    r = run_mmconvert("report", sample_tree, "--markdown", md, "--timeout", "1",
+                      cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
     section = md.read_text().split("## Not processed", 1)[1]
     assert f"`{BROKEN}`: parse" in section
     assert f"`{HUGE}`: timeout" in section
     assert tree_state(sample_tree) == before
 
-    r = run_mmconvert("series", sample_tree, "-o", tmp_path / "out", "--timeout", "1")
+    r = run_mmconvert("series", sample_tree, "-o", tmp_path / "out", "--timeout", "1",
+                      cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
     cover = (tmp_path / "out" / "0000-cover-letter.patch").read_text()
     listed = cover.split("could not process", 1)[1].split("\n\n", 1)[0]

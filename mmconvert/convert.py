@@ -21,7 +21,7 @@ from typing import List, Optional
 import typer
 import unidiff
 
-from . import prose, spatch
+from . import forwarders, prose, spatch
 from .classify import MAPPING_CALLS, Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
@@ -642,18 +642,12 @@ def convert_command(
         facts = resolve(tree, api)
         cache = spatch.Cache()
         inv = scan(gt, facts, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
-        fchanges, fwarn = [], []
-        try:
-            from . import forwarders
-        except ImportError:
-            forwarders = None
-        if forwarders is not None:
-            sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
-                                    progress=progress)
-            fchanges, fwarn, _ = forwarders.plan(gt, facts, sites, include_core=include_core,
-                                                 jobs=jobs, timeout=timeout, cache=cache,
-                                                 progress=progress)
-            apply_changes(gt, fchanges)
+        sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
+                                progress=progress)
+        fchanges, fwarn, _ = forwarders.plan(gt, facts, sites, include_core=include_core,
+                                             jobs=jobs, timeout=timeout, cache=cache,
+                                             progress=progress)
+        apply_changes(gt, fchanges)
         changes, skipped, warnings, _ = plan(gt, facts, inv, only=tuple(only or ()), jobs=jobs,
                                              timeout=timeout, cache=cache, progress=progress)
         apply_changes(gt, changes)

@@ -62,6 +62,7 @@ class Section:
     maintainers: list[str] = field(default_factory=list)   # M:
     reviewers: list[str] = field(default_factory=list)     # R:
     lists: list[str] = field(default_factory=list)         # L:
+    status: str = ""                                       # S:
     files: list[Glob] = field(default_factory=list)        # F:
     excludes: list[Glob] = field(default_factory=list)     # X:
     regexes: list[re.Pattern] = field(default_factory=list)  # N:
@@ -102,6 +103,8 @@ def parse(text: str, root: Path | None = None) -> list[Section]:
                 cur.reviewers.append(value)
             elif kind == "L":
                 cur.lists.append(value.split()[0])
+            elif kind == "S":
+                cur.status = cur.status or value
             elif kind in ("F", "X"):
                 (cur.files if kind == "F" else cur.excludes).append(Glob(value, root))
             elif kind == "N":

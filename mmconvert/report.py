@@ -1,9 +1,9 @@
 """`mmconvert report`: the state of a tree-wide conversion on one page.
 
 The report reads the inventory (`scan`), the forwarders and presence checks
-(`forwarders`, when that stage is installed) and the diffs `convert` would
-make (when that stage is installed), groups handlers by MAINTAINERS section
-and renders templates/report.html.j2 (one self-contained file: inline CSS,
+(`forwarders`) and the diffs `convert` would make, groups handlers by
+MAINTAINERS section (mmconvert.maintainers, as the series does) and
+renders templates/report.html.j2 (one self-contained file: inline CSS,
 inline JavaScript that only adds filtering and sorting) and
 templates/report.md.j2 (the same content for a mailing-list post or a
 tracking issue).  Nothing here writes to the tree.
@@ -12,21 +12,20 @@ tracking issue).  Nothing here writes to the tree.
 from __future__ import annotations
 
 import collections
-import importlib
-import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 import typer
 from markupsafe import Markup, escape
 
-from . import __version__, spatch
+from . import __version__, convert, forwarders, spatch
 from .errors import MmconvertError, SpatchError, UsageError
 from .gitrepo import GitTree
+from .maintainers import Maintainers, Section
 from .pipeline import ApplyError
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .textout import CLASS_ORDER, subsystem_of
@@ -41,171 +40,6 @@ MAX_CODE_LINES = 6
 
 # Forwarder states in the order a reviewer reads them: what still needs work first.
 FORWARDER_STATES = ("needs-bailout", "rewrite", "handled", "safe", "core")
-
-
-# -- MAINTAINERS ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Section:
-    """One MAINTAINERS section, with what the report shows of it."""
-
-    name: str
-    maintainers: tuple[str, ...] = ()   # M:
-    reviewers: tuple[str, ...] = ()     # R:
-    lists: tuple[str, ...] = ()         # L:
-    status: str = ""                    # S:
-    files: tuple[str, ...] = ()         # F:
-    excludes: tuple[str, ...] = ()      # X:
-    regexes: tuple[str, ...] = ()       # N:
-
-
-def parse_maintainers(text: str) -> list[Section]:
-    """The sections of a MAINTAINERS file (the preamble has no F: lines
-    and is dropped)."""
-    sections: list[Section] = []
-    name: str | None = None
-    tags: dict[str, list[str]] = collections.defaultdict(list)
-
-    def flush():
-        if name and (tags.get("F") or tags.get("N")):
-            sections.append(Section(
-                name=name or "", maintainers=tuple(tags["M"]), reviewers=tuple(tags["R"]),
-                lists=tuple(tags["L"]), status=(tags["S"] or [""])[0], files=tuple(tags["F"]),
-                excludes=tuple(tags["X"]), regexes=tuple(tags["N"])))
-
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        m = re.match(r"^([A-Z]):\s*(.*)$", line)
-        if m and name is not None:
-            tags[m.group(1)].append(m.group(2).strip())
-        elif not line.strip():
-            flush()
-            name, tags = None, collections.defaultdict(list)
-        elif not raw[:1].isspace() and not m:
-            flush()
-            name, tags = line.strip(), collections.defaultdict(list)
-    flush()
-    return sections
-
-
-def _glob_regex(pattern: str) -> str:
-    """get_maintainer.pl's reading of an F:/X: pattern."""
-    return re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-
-
-class MaintainersIndex:
-    """The most specific section whose F: patterns cover a file, decided as
-    scripts/get_maintainer.pl does: a directory pattern covers everything
-    below it, a file pattern only its own directory level; deeper patterns
-    win, N: regexes are the least specific."""
-
-    def __init__(self, sections: list[Section], root: Path | None = None):
-        self.sections = sections
-        self._found: dict[str, Section | None] = {}
-        self._compiled = []
-        for s in sections:
-            pats = []
-            for p in s.files:
-                if root is not None and not p.endswith("/") and "*" not in p \
-                        and (root / p).is_dir():
-                    p += "/"
-                pats.append((p, re.compile(_glob_regex(p))))
-            excl = []
-            for p in s.excludes:
-                if root is not None and not p.endswith("/") and (root / p).is_dir():
-                    p += "/"
-                excl.append((p, re.compile(_glob_regex(p))))
-            regs = []
-            for r in s.regexes:
-                try:
-                    regs.append(re.compile(r, re.VERBOSE))
-                except re.error:
-                    pass
-            self._compiled.append((s, pats, excl, regs))
-
-    @staticmethod
-    def _covers(path: str, pattern: str, rx: re.Pattern) -> bool:
-        if not rx.match(path):
-            return False
-        return pattern.endswith("/") or path.count("/") == pattern.count("/")
-
-    def section_for(self, path: str) -> Section | None:
-        if path not in self._found:
-            self._found[path] = self._most_specific(path)
-        return self._found[path]
-
-    def _most_specific(self, path: str) -> Section | None:
-        best: tuple[int, int, int] | None = None
-        found: Section | None = None
-        for i, (s, pats, excl, regs) in enumerate(self._compiled):
-            if any(self._covers(path, p, rx) for p, rx in excl):
-                continue
-            depth = None
-            for p, rx in pats:
-                if self._covers(path, p, rx):
-                    d = -1 if p.startswith("*") else p.count("/") + (0 if p.endswith("/") else 1)
-                    if depth is None or d > depth[0]:
-                        depth = (d, len(p))
-            if depth is None and any(r.search(path) for r in regs):
-                depth = (0, 0)
-            if depth is None:
-                continue
-            key = (depth[0], depth[1], -i)
-            if best is None or key > best:
-                best, found = key, s
-        return found
-
-
-def _section_lookup(root: Path):
-    """(path -> Section | None, where the lookup came from), or (None, "none")
-    for a tree without a MAINTAINERS file.  Uses mmconvert.maintainers (the
-    series' reader) when it offers a lookup; else the minimal reader above."""
-    mfile = root / "MAINTAINERS"
-    if not mfile.is_file():
-        return None, "none"
-    own = parse_maintainers(mfile.read_text(errors="replace"))
-    shared = _shared_maintainers(root, own)
-    if shared is not None:
-        return shared, "maintainers.py"
-    index = MaintainersIndex([s for s in own if not _catch_all(s)], root)
-    return index.section_for, "report.py"
-
-
-def _catch_all(s: Section) -> bool:
-    """THE REST: a section that covers every file groups nothing."""
-    return any(p in ("*", "*/") for p in s.files)
-
-
-def _shared_maintainers(root: Path, own: list[Section]):
-    """The series' MAINTAINERS reader (mmconvert/maintainers.py), its sections
-    adapted to Section (with the S: status read here), when it is installed
-    and has the lookup this report uses."""
-    if not _module_available("mmconvert.maintainers"):
-        return None
-    try:
-        mod = importlib.import_module("mmconvert.maintainers")
-        cls = getattr(mod, "Maintainers", None)
-        if cls is None or not callable(getattr(cls, "section", None)):
-            return None
-        index = cls(root)
-    except Exception as e:  # noqa: BLE001 -- an unfinished module must not cost the report
-        log.debug("mmconvert.maintainers unusable, using the report's reader: %s", e)
-        return None
-    status = {s.name: s.status for s in own}
-    adapted: dict[str, Section] = {}
-
-    @cache
-    def lookup(path: str) -> Section | None:
-        s = index.section(path)
-        if s is None:
-            return None
-        if s.name not in adapted:
-            adapted[s.name] = Section(
-                name=s.name, maintainers=tuple(getattr(s, "maintainers", ())),
-                reviewers=tuple(getattr(s, "reviewers", ())),
-                lists=tuple(getattr(s, "lists", ())), status=status.get(s.name, ""))
-        return adapted[s.name]
-    return lookup
 
 
 # -- the report's data ---------------------------------------------------
@@ -379,20 +213,6 @@ def _status(h: Handler, skipped: set[str]) -> str:
     return h.klass.value
 
 
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _stage_function(module: str, name: str):
-    """`mmconvert.<module>.<name>`, or None when this mmconvert lacks it."""
-    if not _module_available(f"mmconvert.{module}"):
-        return None
-    return getattr(importlib.import_module(f"mmconvert.{module}"), name, None)
-
-
 def _guarded(stage: str, call):
     """(result, "") or (None, "failed: ..."): a stage's failure must not cost
     the rest of the report; a missing tool, a bad tree or Ctrl-C still stop it."""
@@ -418,10 +238,10 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
     """The report's data from what the stages computed (None: not computed)."""
     root = gt.path
     src = _Sources(root)
-    lookup, maint_source = _section_lookup(root)
+    maint = Maintainers(root)
 
     def section_of(path: str) -> tuple[str, Section | None]:
-        s = lookup(path) if lookup else None
+        s = maint.section(path)
         return (s.name, s) if s else (subsystem_of(path), None)
 
     # Every change a handler's row shows: its conversion, and the library
@@ -516,9 +336,10 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
         entries=len(inv.entries),
         null_entries=sum(1 for e in inv.entries if e.handler is None),
         macro_entries=sum(1 for e in inv.entries if e.form == "macro"),
-        rows=rows, subsystems=subsystems, maintainers_source=maint_source,
+        rows=rows, subsystems=subsystems,
+        maintainers_source="MAINTAINERS" if maint.sections else "none",
         forwarders=fwd_rows, forwarder_counts=fwd_counts, forwarders_problem=forwarders_problem,
-        fixes_problem="" if forwarder_changes is not None else (fixes_problem or "missing"),
+        fixes_problem="" if forwarder_changes is not None else (fixes_problem or "not-computed"),
         diffs_computed=changes is not None, diffs_problem=diffs_problem,
         diff_count=sum(1 for r in rows if r.diff),
         warnings=list(inv.warnings) + [w for w in warnings if w not in inv.warnings],
@@ -540,14 +361,11 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     inv = scan(gt, api, **kw)
     warnings: list[FileWarning] = []
 
-    fwd, fwd_problem, fchanges = None, "missing", None
-    fixes_problem = "disabled" if not diffs else "missing"
-    find = _stage_function("forwarders", "find")
-    if find is not None:
-        fwd, fwd_problem = _guarded("forwarders", lambda: tuple(find(gt, api, **kw)))
-    fplan = _stage_function("forwarders", "plan")
-    if fwd is not None and fplan is not None and diffs:
-        planned, fixes_problem = _guarded("forwarders", lambda: fplan(gt, api, fwd, **kw))
+    fwd, fwd_problem = _guarded("forwarders", lambda: tuple(forwarders.find(gt, api, **kw)))
+    fchanges, fixes_problem = None, "disabled" if not diffs else fwd_problem
+    if fwd is not None and diffs:
+        planned, fixes_problem = _guarded("forwarders",
+                                          lambda: forwarders.plan(gt, api, fwd, **kw))
         if planned is not None:
             fchanges = list(planned[0])
             warnings += planned[1]
@@ -556,13 +374,10 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     skipped: tuple[Handler, ...] = ()
     diffs_problem = "disabled"
     if diffs:
-        plan = _stage_function("convert", "plan")
-        diffs_problem = "missing"
-        if plan is not None:
-            planned, diffs_problem = _guarded("convert", lambda: plan(gt, api, inv, **kw))
-            if planned is not None:
-                changes, skipped = list(planned[0]), tuple(planned[1])
-                warnings += planned[2]
+        planned, diffs_problem = _guarded("convert", lambda: convert.plan(gt, api, inv, **kw))
+        if planned is not None:
+            changes, skipped = list(planned[0]), tuple(planned[1])
+            warnings += planned[2]
     return build(gt, api, inv, forwarders=fwd, forwarders_problem=fwd_problem,
                  forwarder_changes=fchanges, fixes_problem=fixes_problem, changes=changes,
                  skipped=skipped, diffs_problem=diffs_problem, warnings=tuple(warnings))

@@ -367,30 +367,17 @@ def _plan_stages(wt: GitTree, api: ApiFacts, *, only, jobs, timeout, cache, prog
                  after_forwarders):
     """Run the planning stages in the worktree.  `after_forwarders(changes)`
     commits the forwarder patches before the conversions are planned on top."""
-    from . import inventory
+    from . import convert, forwarders, inventory
 
     kw = {"jobs": jobs, "timeout": timeout, "cache": cache, "progress": progress}
-    cocci: list[tuple[str, str]] = []
-    warnings: list[FileWarning] = []
-    fchanges: list[Change] = []
-    try:
-        from . import forwarders
-    except ImportError:
-        forwarders = None
-        log.info("series: no forwarders stage in this mmconvert; no forwarder patches")
-    if forwarders is not None:
-        sites = forwarders.find(wt, api, **kw)
-        fchanges, fwarn, fcocci = forwarders.plan(wt, api, sites, **kw)
-        warnings += fwarn
-        cocci += fcocci
+    sites = forwarders.find(wt, api, **kw)
+    fchanges, warnings, cocci = forwarders.plan(wt, api, sites, **kw)
     after_forwarders(list(fchanges))
     inv = inventory.scan(wt, api, **kw)
-    warnings += list(inv.warnings)
-    from . import convert
+    warnings = [*warnings, *inv.warnings]
     cchanges, skipped, cwarn, ccocci = convert.plan(wt, api, inv, only=tuple(only or ()), **kw)
-    warnings += cwarn
-    cocci += ccocci
-    return list(fchanges), list(cchanges), list(skipped), warnings, cocci
+    return (list(fchanges), list(cchanges), list(skipped), [*warnings, *cwarn],
+            [*cocci, *ccocci])
 
 
 def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",

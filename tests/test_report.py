@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_mmconvert, tree_state
 
-from mmconvert.report import MaintainersIndex, diff_lines, parse_maintainers
+from mmconvert.maintainers import Maintainers
+from mmconvert.report import diff_lines
 
 ARTIFACTS = ROOT / "test-artifacts"
 CLASSES = ("fields", "action", "library", "forwarder", "needs-vma", "unclear")
@@ -144,11 +145,12 @@ N:	drm
 """
 
 
-def test_maintainers_picks_the_most_specific_section():
-    index = MaintainersIndex(parse_maintainers(MAINTAINERS))
+def test_maintainers_picks_the_most_specific_section(tmp_path):
+    (tmp_path / "MAINTAINERS").write_text(MAINTAINERS)
+    index = Maintainers(tmp_path)
 
     def name(path: str) -> str | None:
-        s = index.section_for(path)
+        s = index.section(path)
         return s.name if s else None
 
     assert name("fs/samplefs/file.c") == "SAMPLEFS"
@@ -161,8 +163,8 @@ def test_maintainers_picks_the_most_specific_section():
     assert name("drivers/char/agp/backend.c") is None
     # N: regexes match anywhere in the path.
     assert name("drivers/gpu/drm/foo/bar.c") == "DRM DRIVERS"
-    s = index.section_for("fs/binfmt_elf.c")
-    assert s.maintainers == ("Elif Brandt <elif.brandt@example.org>",) and s.status == "Supported"
+    s = index.section("fs/binfmt_elf.c")
+    assert s.maintainers == ["Elif Brandt <elif.brandt@example.org>"] and s.status == "Supported"
 
 
 def test_a_removed_line_starting_with_dashes_stays_a_removal():

@@ -143,12 +143,13 @@ def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = Non
                                     declarer="file_operations" in body)
         new = [x for x in found if x not in names_done]
         # A macro wrapping one just found is mostly defined beside it
-        # (DEFINE_DRM_GEM_FOPS after DRM_GEM_FOPS): the files already read
-        # are looked at first, so the tree is searched once for the names
-        # of all levels they hold, not once per level.
+        # (DEFINE_DRM_GEM_FOPS after DRM_GEM_FOPS): the files that define
+        # the new ones are looked at first, so the tree is searched once for
+        # the names of all levels they hold, not once per level.
         word = _named(new) if new else None
-        frontier = [(f, n) for f in list(texts) for n, text in enumerate(texts[f], 1)
-                    if word and word.search(text) and _continued(texts[f], n)
+        homes = sorted({found[x].file for x in new})
+        frontier = [(f, n) for f in homes for n, text in enumerate(texts[f], 1)
+                    if word.search(text) and _continued(texts[f], n)
                     and (f, (_macro_at(texts[f], n) or ("", 0))[1]) not in tried]
         if frontier:
             continue

@@ -76,9 +76,9 @@ class Target:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("MMCONVERT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmconvert")
-    return Path(base) / "build"
+    from .spatch import cache_home
+
+    return cache_home() / "build"
 
 
 def is_kbuild(root: Path) -> bool:

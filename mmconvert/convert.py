@@ -21,11 +21,11 @@ from typing import List, Optional
 import typer
 import unidiff
 
-from . import forwarders, prose, spatch
+from . import prose, spatch
 from .classify import MAPPING_CALLS, Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
-from .inventory import locate, scan
+from .inventory import locate
 from .model import (ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass,
                     Reference, to_json)
 from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
@@ -631,7 +631,8 @@ def convert_command(
 ):
     """Rewrite every convertible handler in TREE's working tree (forwarders
     first), and say what was left alone and why."""
-    from .pipeline import apply_changes
+    from . import pipeline
+    from .series import SPARSE_SEED
     from .tree import open_tree, resolve
 
     def go():
@@ -639,19 +640,21 @@ def convert_command(
         if gt.is_dirty():
             raise TreeError(f"{tree}: the working tree has uncommitted changes; commit or "
                             "stash them first (mmconvert edits the working tree)")
-        facts = resolve(tree, api)
-        cache = spatch.Cache()
-        inv = scan(gt, facts, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
-        sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
-                                progress=progress)
-        fchanges, fwarn, _ = forwarders.plan(gt, facts, sites, include_core=include_core,
-                                             jobs=jobs, timeout=timeout, cache=cache,
-                                             progress=progress)
-        apply_changes(gt, fchanges)
-        changes, skipped, warnings, _ = plan(gt, facts, inv, only=tuple(only or ()), jobs=jobs,
-                                             timeout=timeout, cache=cache, progress=progress)
-        apply_changes(gt, changes)
-        return facts, fchanges, changes, skipped, [*inv.warnings, *fwarn, *warnings]
+        # Everything is planned and applied in a worktree first; the user's
+        # tree is written last, in one step that an interrupt undoes.
+        with gt.worktree(gt.head(), sparse=SPARSE_SEED) as wt:
+            facts = resolve(wt.path, api)
+            p = pipeline.plan(wt, facts, only=tuple(only or ()), include_core=include_core,
+                              jobs=jobs, timeout=timeout, cache=spatch.Cache(),
+                              progress=progress)
+            pipeline.apply_changes(wt, [c for c in p.changes if c.stage != "forwarders"])
+            files = sorted({f for c in p.changes for f in c.files})
+            wt.ensure(files)
+            texts = {f: (wt.path / f).read_bytes() for f in files if (wt.path / f).exists()}
+        pipeline.write_files(gt, texts)
+        fchanges = [c for c in p.changes if c.stage == "forwarders"]
+        changes = [c for c in p.changes if c.stage != "forwarders"]
+        return facts, fchanges, changes, list(p.skipped), list(p.warnings)
 
     facts, fchanges, changes, skipped, warnings = run(go)
     if as_json:

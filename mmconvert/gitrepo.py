@@ -13,19 +13,23 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
+from . import scratch, signals
 from .errors import TreeError, UsageError
 
 log = logging.getLogger("mmconvert")
 
+WORKTREE_PREFIX = scratch.PREFIX + "wt-"
+
 # No git command mmconvert runs (the series' commits, verify's git am) may set
-# off a background repack of the user's repository.
-NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+# off a background repack of the user's repository, and every path git
+# prints is the path as it is (git quotes non-ASCII names by default).
+GIT_OPTS = ("--no-pager", "-c", "gc.auto=0", "-c", "maintenance.auto=false",
+            "-c", "core.quotePath=false")
 
 
 class GitTree:
@@ -38,6 +42,12 @@ class GitTree:
         try:
             self.repo = git.Repo(self.path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=self.path,
+                                 capture_output=True, text=True)
+            if top.returncode == 0 and top.stdout.strip():
+                raise TreeError(f"{path}: a subdirectory of the git checkout "
+                                f"{top.stdout.strip()}; mmconvert needs the kernel tree at the "
+                                "top of a checkout of its own")
             raise TreeError(f"{path}: not a git repository (mmconvert works on git checkouts)")
         if self.repo.bare or Path(self.repo.working_tree_dir).resolve() != self.path:
             raise TreeError(f"{path}: not the top of a git working tree")
@@ -57,7 +67,7 @@ class GitTree:
         full_env = None
         if env:
             full_env = dict(os.environ, **env)
-        p = subprocess.run(["git", "--no-pager", *NO_AUTO_GC, *args], cwd=self.path,
+        p = subprocess.run(["git", *GIT_OPTS, *args], cwd=self.path,
                            input=input, capture_output=True, text=True, env=full_env)
         return p.returncode, p.stdout, p.stderr
 
@@ -245,7 +255,8 @@ class GitTree:
         are checked out at first and the rest as they are found (grep,
         `ensure`, `read_text`): a kernel checkout is 1.5 GB of writes.
         """
-        tmp = Path(tempfile.mkdtemp(prefix="mmconvert-wt-"))
+        self.sweep()
+        tmp = scratch.mkdtemp(WORKTREE_PREFIX)
         wt = tmp / "tree"
         args = ["worktree", "add", "--quiet"]
         args += ["-b", branch] if branch else ["--detach"]
@@ -265,15 +276,33 @@ class GitTree:
             yield tree
             ok = True
         finally:
-            with _deferred_sigint():
+            with signals.shield():
                 self._drop_worktree(tmp, wt)
                 if branch and (not ok or not keep_branch):
                     self.run_rc("branch", "-D", branch)
 
+    def sweep(self) -> None:
+        """Remove what a killed mmconvert left: its worktrees of this
+        repository whose owner is gone (registered, maybe locked by an
+        interrupted `worktree add`), and its stale scratch directories."""
+        listed = self.run_rc("worktree", "list", "--porcelain")[1]
+        for line in listed.splitlines():
+            wt = Path(line.removeprefix("worktree ")) if line.startswith("worktree ") else None
+            if wt is None or wt.name != "tree" or not wt.parent.name.startswith(WORKTREE_PREFIX):
+                continue
+            if wt.parent.is_dir() and not scratch.stale(wt.parent):
+                continue
+            with signals.shield():
+                self.run_rc("worktree", "unlock", str(wt))
+                self.run_rc("worktree", "remove", "--force", "--force", str(wt))
+                log.debug("removed a stale worktree %s", wt)
+        self.run_rc("worktree", "prune")
+        scratch.sweep()
+
     def _drop_worktree(self, tmp: Path, wt: Path) -> None:
         """Detach the worktree from git at once and delete its files in the
         background: `git worktree remove` of a kernel tree takes minutes."""
-        trash = tmp.with_name(tmp.name + "-trash")
+        trash = tmp.with_name(tmp.name + scratch.TRASH)
         try:
             os.rename(tmp, trash)
         except OSError:
@@ -314,22 +343,3 @@ def pathspec_match(path: str, pathspecs: tuple[str, ...]) -> bool:
             return path == spec or path.startswith(spec.rstrip("/") + "/")
         return fnmatch.fnmatchcase(path, spec)
     return (not include or any(hit(*i) for i in include)) and not any(hit(*e) for e in exclude)
-
-
-@contextlib.contextmanager
-def _deferred_sigint():
-    """Let cleanup finish even if Ctrl-C is pressed again during it."""
-    import signal
-
-    pending = []
-    try:
-        old = signal.signal(signal.SIGINT, lambda *_: pending.append(1))
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if pending:
-            raise KeyboardInterrupt

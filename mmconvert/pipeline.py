@@ -1,23 +1,116 @@
-"""Applying planned changes to a working tree (the user's, when `convert`
-was asked to, or a series worktree)."""
+"""The stages in order, in one place: forwarders found and fixed, the
+handlers inventoried on the fixed tree, the convertible ones converted.
+`series` and `convert` both plan here, in a worktree of their own, so what
+`convert` writes into the user's tree is exactly what `series` commits."""
 
 from __future__ import annotations
 
-from .errors import MmconvertError
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from . import signals
+from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
-from .model import Change
+from .model import ApiFacts, Change, Plan
 
 
 class ApplyError(MmconvertError):
     exit_code = 1
 
 
-def apply_changes(gt: GitTree, changes: list[Change] | tuple[Change, ...]) -> None:
-    """`git apply` each change's diff in order; all or nothing per change."""
+def apply_changes(gt: GitTree, changes: list[Change] | tuple[Change, ...], *,
+                  index: bool = False) -> None:
+    """`git apply` each change's diff in order, all or nothing per change
+    (`index`: into the index too, so a commit needs no `git add`)."""
+    opts = ["--index"] if index else []
     for ch in changes:
         if not ch.diff:
             continue
-        status, _, err = gt.run_rc("apply", "--whitespace=nowarn", "-", input=ch.diff)
+        gt.ensure(list(ch.files))
+        status, _, err = gt.run_rc("apply", *opts, "--whitespace=nowarn", "-", input=ch.diff)
+        if status == 0:
+            continue
+        # Changes planned against the same file by other patches may have
+        # moved the context a little; allow less context before giving up.
+        status, _, err2 = gt.run_rc("apply", *opts, "--whitespace=nowarn", "-C1", "--recount",
+                                    "-", input=ch.diff)
         if status != 0:
-            raise ApplyError(f"internal error: the change '{ch.title}' does not apply: "
-                             f"{err.strip().splitlines()[0] if err.strip() else 'git apply failed'}")
+            first = (err.strip() or err2.strip() or "git apply failed").splitlines()[0]
+            raise ApplyError(f"internal error: the change '{ch.title}' does not apply: {first}")
+
+
+def write_files(gt: GitTree, texts: dict[str, bytes]) -> None:
+    """Write planned file contents into a checkout, all or nothing: each
+    file is replaced in one rename, and a failure or a signal part-way puts
+    back every file already written."""
+    done: list[tuple[Path, bytes | None]] = []
+    try:
+        for rel, data in sorted(texts.items()):
+            path = gt.path / rel
+            old = path.read_bytes() if path.exists() else None
+            if old == data:
+                continue
+            _replace(path, data)
+            done.append((path, old))
+    except BaseException:
+        with signals.shield():
+            for path, old in reversed(done):
+                if old is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    _replace(path, old)
+        raise
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        mode = path.stat().st_mode if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, stat.S_IMODE(mode))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_only(only: tuple[str, ...], inv) -> None:
+    """Each --only PATH must hold at least one handler's definition: a
+    mistyped path is an error, not a series of forwarder changes alone."""
+    for o in only:
+        if not any(h.subsystem_file.startswith(o.rstrip("/")) for h in inv.handlers):
+            raise UsageError(f"--only {o}: no .mmap handler is defined there")
+
+
+def plan(wt: GitTree, api: ApiFacts, *, only: tuple[str, ...] = (), include_core: bool = False,
+         jobs=None, timeout=None, cache=None, progress=None, after_forwarders=None) -> Plan:
+    """Plan every change in the worktree `wt`.  The forwarder changes are
+    applied to `wt` before the handlers are read (`after_forwarders(changes)`
+    does it, committing them for a series), so the conversions are planned on
+    the text they will apply to."""
+    from . import convert, forwarders, inventory
+
+    kw = {"jobs": jobs, "timeout": timeout, "cache": cache, "progress": progress}
+    sites = forwarders.find(wt, api, **kw)
+    fchanges, fwarn, fcocci = forwarders.plan(wt, api, sites, include_core=include_core, **kw)
+    if after_forwarders is None:
+        apply_changes(wt, fchanges)
+    else:
+        after_forwarders(list(fchanges))
+    inv = inventory.scan(wt, api, **kw)
+    check_only(only, inv)
+    cchanges, skipped, cwarn, ccocci = convert.plan(wt, api, inv, only=only, **kw)
+    return Plan(api, inv, tuple(sites), (*fchanges, *cchanges), tuple(skipped),
+                (*fwarn, *inv.warnings, *cwarn), (*fcocci, *ccocci))

@@ -5,11 +5,12 @@ has its own, which escapes HTML)."""
 from __future__ import annotations
 
 import functools
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(str(resources.files("mmconvert") / "templates"))
 
 
 @functools.lru_cache(maxsize=None)

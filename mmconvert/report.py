@@ -12,6 +12,7 @@ tracking issue).  Nothing here writes to the tree.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -22,18 +23,18 @@ import jinja2
 import typer
 from markupsafe import Markup, escape
 
-from . import __version__, convert, forwarders, spatch
-from .errors import MmconvertError, SpatchError, UsageError
+from . import __version__, convert, forwarders, prose, spatch
+from .errors import MmconvertError, SpatchError, ToolMissing, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, Section
 from .pipeline import ApplyError
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .textout import CLASS_ORDER, subsystem_of
-from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
+from .ui import ApiOpt, JobsOpt, TimeoutOpt, check_output_file, progress, run
 
 log = logging.getLogger("mmconvert")
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = prose.TEMPLATES
 
 # How far below its line the report looks for the end of a deciding expression.
 MAX_CODE_LINES = 6
@@ -135,6 +136,7 @@ class Report:
     diff_count: int
     warnings: list[FileWarning] = field(default_factory=list)
     other_changes: list[Change] = field(default_factory=list)  # library stage without a row
+    inventory_problem: str = ""      # why no handler could be listed ("" if they were)
 
 
 def diff_lines(diff: str) -> tuple[DiffLine, ...]:
@@ -358,7 +360,15 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     gt = open_tree(tree)
     api = resolve(tree, api_name)
     kw = {"jobs": jobs, "timeout": timeout, "cache": spatch.Cache(), "progress": progress}
-    inv = scan(gt, api, **kw)
+    try:
+        inv = scan(gt, api, **kw)
+    except (ToolMissing, SpatchError) as e:
+        # Every later stage needs spatch too: the page says why it is empty.
+        log.warning("mmconvert: %s; the report is written without the spatch stages", e)
+        problem = f"failed: {e}"
+        rep = build(gt, api, Inventory(str(gt.path), api, (), (), ()), forwarders_problem=problem,
+                    fixes_problem=problem, diffs_problem=problem)
+        return dataclasses.replace(rep, inventory_problem=problem)
     warnings: list[FileWarning] = []
 
     fwd, fwd_problem = _guarded("forwarders", lambda: tuple(forwarders.find(gt, api, **kw)))
@@ -480,6 +490,8 @@ def report_command(tree: Path = TreeArg, output: Path | None = OutputOpt,
         if output is None and markdown is None:
             raise UsageError("say where to write the report: -o FILE.html and/or "
                              "--markdown FILE.md")
+        check_output_file(output, "-o")
+        check_output_file(markdown, "--markdown")
         rep = compute(tree, api, jobs=jobs, timeout=timeout, diffs=diffs, progress=progress)
         return rep, write_report(rep, output, markdown)
 

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import typer
 
-from . import __version__, prose
+from . import __version__, pipeline, prose, scratch
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
 from .model import ApiFacts, Change, FileWarning, Handler
 from .seriescache import Entry, SeriesCache
 from .tree import HEADERS
+from .ui import JobsOpt, TimeoutOpt
 
 log = logging.getLogger("mmconvert")
 
@@ -222,24 +223,6 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
 
 # -- git work -------------------------------------------------------------
 
-def _apply(wt: GitTree, ch: Change) -> None:
-    if not ch.diff:
-        return
-    wt.ensure(list(ch.files))
-    # --index: the commit needs no `git add` (each rewrites the 90,000-entry
-    # index of a kernel tree).
-    status, _, err = wt.run_rc("apply", "--index", "--whitespace=nowarn", "-", input=ch.diff)
-    if status == 0:
-        return
-    # Changes planned against the same file by other patches may have
-    # moved the context a little; allow less context before giving up.
-    status, _, err2 = wt.run_rc("apply", "--index", "--whitespace=nowarn", "-C1", "--recount",
-                                "-", input=ch.diff)
-    if status != 0:
-        first = (err.strip() or err2.strip() or "git apply failed").splitlines()[0]
-        raise SeriesError(f"internal error: the change '{ch.title}' does not apply: {first}")
-
-
 def identity(gt: GitTree) -> tuple[str, str] | None:
     name = gt.run("config", "user.name", check=False).strip()
     email = gt.run("config", "user.email", check=False).strip()
@@ -331,7 +314,7 @@ class _Recipients:
 
     def __init__(self, root: Path, maint: Maintainers, jobs: int | None):
         self.root, self.maint = root, maint
-        self.tmp = Path(tempfile.mkdtemp(prefix="mmconvert-recipients-"))
+        self.tmp = scratch.mkdtemp(scratch.PREFIX + "recipients-")
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, jobs or min(2, os.cpu_count() or 1)))
         self.pending: list[concurrent.futures.Future] = []
@@ -363,23 +346,6 @@ def _union(lists: list[list[str]], exclude: list[str] = ()) -> list[str]:
     return out
 
 
-def _plan_stages(wt: GitTree, api: ApiFacts, *, only, jobs, timeout, cache, progress,
-                 after_forwarders):
-    """Run the planning stages in the worktree.  `after_forwarders(changes)`
-    commits the forwarder patches before the conversions are planned on top."""
-    from . import convert, forwarders, inventory
-
-    kw = {"jobs": jobs, "timeout": timeout, "cache": cache, "progress": progress}
-    sites = forwarders.find(wt, api, **kw)
-    fchanges, warnings, cocci = forwarders.plan(wt, api, sites, **kw)
-    after_forwarders(list(fchanges))
-    inv = inventory.scan(wt, api, **kw)
-    warnings = [*warnings, *inv.warnings]
-    cchanges, skipped, cwarn, ccocci = convert.plan(wt, api, inv, only=tuple(only or ()), **kw)
-    return (list(fchanges), list(cchanges), list(skipped), [*warnings, *cwarn],
-            [*cocci, *ccocci])
-
-
 def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
           branch: str | None = None, signoff: bool = False, reroll: int = 1,
           only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
@@ -394,18 +360,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
     gt = open_tree(tree)
     if reroll < 1:
         raise UsageError("-v must be 1 or more")
-    out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise UsageError(f"{out_dir}: not empty (use --force to replace it)")
-    try:
-        out_dir.relative_to(gt.path)
-        inside = True
-    except ValueError:
-        inside = False
-    if inside:
-        raise UsageError(f"{out_dir}: inside the tree; write the series somewhere else")
+    out_dir = check_output_dir(gt, out_dir, force)
     base_sha = gt.resolve(base)
     ident = identity(gt)
     if signoff and ident is None:
@@ -451,8 +406,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
 
         def commit_stage(changes: list[Change]) -> None:
             for p in group(changes, maint):
-                for ch in p.changes:
-                    _apply(wt, ch)
+                pipeline.apply_changes(wt, p.changes, index=True)
                 render_patch_text(p, facts, wt)
                 commit(wt, p, env, signoff)
                 patches.append(p)
@@ -462,9 +416,11 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         if planner is not None:
             fch, cch, skipped, warnings, cocci = planner(wt, facts, commit_stage)
         else:
-            fch, cch, skipped, warnings, cocci = _plan_stages(
-                wt, facts, only=only, jobs=jobs, timeout=timeout, cache=cache,
-                progress=progress, after_forwarders=commit_stage)
+            plan = pipeline.plan(wt, facts, only=tuple(only), jobs=jobs, timeout=timeout,
+                                 cache=cache, progress=progress, after_forwarders=commit_stage)
+            fch = [c for c in plan.changes if c.stage == "forwarders"]
+            cch = [c for c in plan.changes if c.stage != "forwarders"]
+            skipped, warnings, cocci = list(plan.skipped), list(plan.warnings), list(plan.cocci)
         commit_stage(cch)
         if not patches:
             raise SeriesError("nothing to convert: no patches to write")
@@ -498,6 +454,38 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                         patches=tuple(names), branch=name, base=base_sha, census=counts)
 
 
+# What `git format-patch` names its files, with or without -v N.
+_PATCH_NAME = re.compile(r"(?:v\d+-)?\d{4}-[^/]*\.patch")
+
+
+def check_output_dir(gt: GitTree, out_dir: Path | str, force: bool) -> Path:
+    """DIR made absolute, refused unless writing the series there can lose
+    nothing: never the tree, a directory inside it or one that holds it
+    (or its git directory), whatever `--force` says; with `--force`, an
+    existing DIR is replaced only when it holds nothing but a series."""
+    if not str(out_dir).strip():
+        raise UsageError("-o: an output directory is needed")
+    out = Path(out_dir).resolve()
+    common = Path(gt.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    for what, path in (("the tree", gt.path), ("its git directory", common.resolve())):
+        if out == path or out.is_relative_to(path) or path.is_relative_to(out):
+            where = ("is" if out == path else "is inside" if out.is_relative_to(path)
+                     else "holds")
+            raise UsageError(f"{out}: {where} {what} ({path}); write the series somewhere else")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: not a directory")
+    if out.is_dir():
+        entries = sorted(out.iterdir())
+        if entries and not force:
+            raise UsageError(f"{out}: not empty (use --force to replace an earlier series)")
+        other = [p.name for p in entries if p.is_symlink() or not p.is_file()
+                 or not _PATCH_NAME.fullmatch(p.name)]
+        if other:
+            raise UsageError(f"{out}: holds more than a patch series ({other[0]}); "
+                             "--force replaces only an earlier series")
+    return out
+
+
 def _branch_for(gt: GitTree, generation: str, base_sha: str, branch: str | None, reroll: int,
                 force: bool) -> tuple[str, bool, str | None]:
     """(branch name, whether it exists, the previous version's branch)."""
@@ -516,9 +504,11 @@ def _branch_for(gt: GitTree, generation: str, base_sha: str, branch: str | None,
 
 
 def _tmp_dir(out_dir: Path) -> Path:
-    """Where the series is written before it replaces DIR in one rename."""
+    """Where the series is written before it replaces DIR in one rename
+    (and what a killed run left there is removed first)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    scratch.sweep(out_dir.parent, prefix=f".{out_dir.name}.tmp-")
+    return scratch.mkdtemp(f".{out_dir.name}.tmp-", dir=out_dir.parent)
 
 
 def _publish(gt: GitTree, tmp: Path, out_dir: Path, name: str, existed: bool,
@@ -540,7 +530,9 @@ def _publish(gt: GitTree, tmp: Path, out_dir: Path, name: str, existed: bool,
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
-    """Put `new` where `dest` is, in one rename when `dest` is absent."""
+    """Put `new` where `dest` is, in one rename when `dest` is absent.  The
+    finished series no longer needs its scratch mark."""
+    (new / scratch.OWNER).unlink(missing_ok=True)
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
         old.rmdir()
@@ -567,16 +559,14 @@ _Signoff = typer.Option(False, "--signoff", help="add your own Signed-off-by")
 _Reroll = typer.Option(1, "-v", "--reroll-count", help="version N of the series")
 _Only = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
 _Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
-_Jobs = typer.Option(None, "--jobs", "-j", help="spatch jobs (default: number of cores)")
-_Timeout = typer.Option(200, "--timeout", help="seconds spatch may spend on one file")
 _NoCache = typer.Option(False, "--no-cache", help="plan from scratch: no cached spatch results, "
                         "no reuse of an identical earlier series")
 
 
-def series_command(tree: Path = _Tree, out: Path = _Out, api: str = _Api, base: str = _Base,
+def series_command(tree: Path = _Tree, out: str = _Out, api: str = _Api, base: str = _Base,
                    branch: str | None = _Branch, signoff: bool = _Signoff,
                    reroll: int = _Reroll, only: list[str] | None = _Only,
-                   force: bool = _Force, jobs: int | None = _Jobs, timeout: int = _Timeout,
+                   force: bool = _Force, jobs: int | None = JobsOpt, timeout: int = TimeoutOpt,
                    no_cache: bool = _NoCache):
     """Write the conversion as a git format-patch series, one patch per subsystem."""
     from .ui import progress, run

@@ -19,22 +19,24 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import prose
+from . import prose, scratch
 from .errors import SpatchError, ToolMissing
 from .model import FileWarning
 
 log = logging.getLogger("mmconvert")
 
-COCCI_DIR = Path(__file__).resolve().parent.parent / "cocci"
+COCCI_DIR = Path(str(resources.files("mmconvert") / "cocci"))
 RECORD = "MMCONVERT "
 DEFAULT_TIMEOUT = 200  # the kernel's .cocciconfig
 # Part of every cache key: results depend on them as much as on the rule.
 FLAGS = ("--no-includes", "--include-headers", "--quiet", "--verbose-parsing")
+# Part of every cache key too: bumped when what is stored for a file changes.
+RESULT_FORMAT = 2
 
 
 def spatch_program() -> str:
@@ -114,29 +116,70 @@ class Cache:
     the work tree): one JSON file per (rule, spatch version, content)."""
 
     def __init__(self, root: Path | None = None):
-        base = os.environ.get("MMCONVERT_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmconvert")
-        self.root = Path(root or base) / "results"
+        self.root = Path(root or cache_home()) / "results"
+        self.usable = True
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self._give_up(e)
+
+    def _give_up(self, e: OSError) -> None:
+        """A cache that cannot be used costs time, not the run: one line."""
+        if self.usable:
+            self.usable = False
+            log.warning("mmconvert: warning: the result cache %s cannot be used (%s); "
+                        "running without it", self.root, e.strerror or e)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
+        """A stored result, or None: a missing, unreadable or malformed
+        entry is a miss (and is rewritten by the run)."""
+        if not self.usable:
+            return None
         try:
-            return json.loads(self._path(key).read_text())
+            value = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
             return None
+        return value if _well_formed(value) else None
 
     def put(self, key: str, value: dict) -> None:
+        if not self.usable:
+            return
         p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".tmp%d" % os.getpid())
-        tmp.write_text(json.dumps(value))
-        tmp.replace(p)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_suffix(".tmp%d" % os.getpid())
+            tmp.write_text(json.dumps(value))
+            tmp.replace(p)
+        except OSError as e:
+            self._give_up(e)
+
+
+def cache_home() -> Path:
+    """mmconvert's cache directory (spatch results, build directories)."""
+    return Path(os.environ.get("MMCONVERT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmconvert"))
+
+
+def _well_formed(v) -> bool:
+    """What `run` stores for one file, as `_merge` reads it."""
+    return (isinstance(v, dict) and isinstance(v.get("records"), list)
+            and all(isinstance(r, dict) and isinstance(r.get("file"), str)
+                    and isinstance(r.get("kind"), str)
+                    and (r["kind"] == "applied" or isinstance(r.get("line"), int))
+                    for r in v["records"])
+            and isinstance(v.get("diff"), str) and isinstance(v.get("bad"), list)
+            and all(isinstance(r, list) and len(r) == 2 and all(isinstance(n, int) for n in r)
+                    for r in v["bad"])
+            and isinstance(v.get("timeout", ""), str) and isinstance(v.get("failed", ""), str))
 
 
 _FILE_ERR = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), column')
 _BADCOUNT = re.compile(r"^badcount: (\d+)")
+# An OCaml exception spatch caught for one file: it gave up on all of it.
+_EXN = re.compile(r"^EXN: (?P<exn>.+?) in (?P<path>\S.*)$")
 _TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\.[ch])\b")
 
 
@@ -157,7 +200,7 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
     result = Result()
     macro_option, macros = macro_hints(prog)
     rule_key = hashlib.sha256(
-        f"{spatch_version(prog)}\0{' '.join(FLAGS)}\0{patch}\0{macros}\0{rule_id or cocci}"
+        f"{RESULT_FORMAT}\0{spatch_version(prog)}\0{' '.join(FLAGS)}\0{patch}\0{macros}\0{rule_id or cocci}"
         .encode()
     ).hexdigest()
     todo: list[str] = []
@@ -176,10 +219,13 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
     if not todo:
         return result
 
-    with tempfile.TemporaryDirectory(prefix="mmconvert-spatch-") as tmp:
+    with scratch.directory("mmconvert-spatch-") as tmp:
         farm = Path(tmp) / "tree"
+        # spatch runs diff through a shell and mangles non-ASCII names: a
+        # path it cannot take is linked under a plain alias instead.
+        alias = {f: _farm_name(i, f) for i, f in enumerate(todo)}
         for f in todo:
-            link = farm / f
+            link = farm / alias[f]
             link.parent.mkdir(parents=True, exist_ok=True)
             if f in overrides:
                 link.write_text(overrides[f])
@@ -203,24 +249,72 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         if p.returncode < 0:
             raise SpatchError(f"spatch was killed ({_signal_name(-p.returncode)}) in {label}")
         if p.returncode != 0 and not p.stdout:
-            lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()
-                     and not ln.startswith(("init_defs", "Warning:", "HANDLING"))]
-            first = next((ln for ln in lines if "rror" in ln), lines[0] if lines else "no output")
+            first = _first_error(p.stderr)
+            broken = _cannot_start(prog)
+            if broken is not None:
+                raise SpatchError(f"spatch cannot start ({prog}): {broken[:200]}"
+                                  + ("; HOME is not set, and spatch needs it"
+                                     if not os.environ.get("HOME") else ""))
             raise SpatchError(f"spatch failed on the rendered rule: {first[:200]}")
         prefix = str(farm) + "/"
-        per_file: dict[str, dict] = {f: {"records": [], "diff": "", "bad": [], "timeout": ""}
-                                     for f in todo}
-        _parse_stdout(p.stdout, prefix, per_file)
-        _parse_stderr(p.stderr, prefix, per_file)
+        per_alias: dict[str, dict] = {alias[f]: {"records": [], "diff": "", "bad": [],
+                                                 "timeout": "", "failed": ""} for f in todo}
+        _parse_stdout(p.stdout, prefix, per_alias)
+        _parse_stderr(p.stderr, prefix, per_alias)
+        per_file = {f: _unalias(per_alias[alias[f]], alias[f], f) for f in todo}
         result.processed = len(todo)
         # Only what a run that finished found is kept: a file's result from
         # a run stopped part-way may lack what spatch had still to say.
         keep = cache is not None and p.returncode == 0
         for f in todo:
             _merge(result, f, per_file[f])
-            if keep and f in keys and not per_file[f]["timeout"]:
+            if keep and f in keys and not per_file[f]["timeout"] and not per_file[f]["failed"]:
                 cache.put(keys[f], per_file[f])
     return result
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
+
+
+def _farm_name(i: int, path: str) -> str:
+    """Where spatch sees `path`: the path itself when spatch can take it."""
+    if _PLAIN_PATH.fullmatch(path):
+        return path
+    stem, dot, ext = path.rpartition("/")[2].rpartition(".")
+    plain = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem if dot else ext)
+    return f".mmconvert-alias/{i}/{plain}{dot}{ext if dot else ''}"
+
+
+def _unalias(data: dict, name: str, path: str) -> dict:
+    """A file's results under its own path again."""
+    if name == path:
+        return data
+    out = json.loads(json.dumps(data).replace(json.dumps(name)[1:-1], json.dumps(path)[1:-1]))
+    for rec in out["records"]:
+        rec["file"] = path
+    return out
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()
+             and not ln.startswith(("init_defs", "Warning:", "HANDLING"))]
+    return next((ln for ln in lines if "rror" in ln), lines[0] if lines else "no output")
+
+
+_PROBE_RULE = "@@\nexpression E;\n@@\n- E\n+ E\n"
+
+
+@functools.lru_cache(maxsize=None)
+def _cannot_start(prog: str) -> str | None:
+    """Why spatch fails on a rule that cannot fail, or None when it runs:
+    tells a spatch that does not start from a rule it rejects."""
+    with scratch.directory(scratch.PREFIX + "probe-") as tmp:
+        (tmp / "rule.cocci").write_text(_PROBE_RULE)
+        (tmp / "src").mkdir()
+        p = subprocess.run([prog, "--cocci-file", str(tmp / "rule.cocci"), "--very-quiet",
+                            "--dir", str(tmp / "src")], cwd=tmp, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)
+    return None if p.returncode == 0 else _first_error(p.stderr)
 
 
 def _signal_name(n: int) -> str:
@@ -283,7 +377,7 @@ def _parse_stdout(out: str, prefix: str, per_file: dict[str, dict]) -> None:
         if line.startswith("diff -u -p "):
             current = None
             continue
-        m = re.match(r"^--- a/(\S+)", line)
+        m = re.match(r"^--- a/(.+?)\t?$", line.rstrip("\n"))
         if m and m.group(1) in per_file:
             current = m.group(1)
             per_file[current]["diff"] += f"--- a/{current}\n"
@@ -309,6 +403,11 @@ def _parse_stderr(err: str, prefix: str, per_file: dict[str, dict]) -> None:
             per_file[last[0]]["bad"].append((max(1, last[1] - n), last[1] + n))
             last = None
             continue
+        m = _EXN.match(line)
+        if m and "Timeout" not in m.group("exn") \
+                and m.group("path").removeprefix(prefix) in per_file:
+            per_file[m.group("path").removeprefix(prefix)]["failed"] = f"EXN: {m.group('exn')}"
+            continue
         if "imeout" in line:
             for f in per_file:
                 if prefix + f in line or f" {f}" in line:
@@ -323,3 +422,6 @@ def _merge(result: Result, f: str, data: dict) -> None:
         result.bad_regions[f] = [tuple(r) for r in data["bad"]]
     if data.get("timeout"):
         result.warnings.append(FileWarning(f, "timeout", data["timeout"]))
+    if data.get("failed"):
+        result.warnings.append(FileWarning(f, "parse", f"spatch gave up on the file: "
+                                           f"{data['failed']}"))

@@ -4,21 +4,39 @@ into one line and an exit status (the only place that does)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import typer
 
-from . import spatch
-from .errors import MmconvertError
+from . import signals, spatch
+from .errors import MmconvertError, UsageError
 from .tree import API_CHOICES
 
 ApiOpt = typer.Option("auto", "--api", help=f"API generation: {', '.join(API_CHOICES)}")
-JobsOpt = typer.Option(None, "--jobs", "-j", help="spatch jobs (default: number of cores)")
-TimeoutOpt = typer.Option(spatch.DEFAULT_TIMEOUT, "--timeout",
+JobsOpt = typer.Option(None, "--jobs", "-j", min=1, help="spatch jobs (default: number of cores)")
+TimeoutOpt = typer.Option(spatch.DEFAULT_TIMEOUT, "--timeout", min=1,
                           help="seconds spatch may spend on one file")
 OnlyOpt = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
 CoreOpt = typer.Option(False, "--include-core",
                        help="also treat mm/ core forwarders (the API patch owns them)")
+
+
+def check_output_file(path: Path | None, what: str) -> None:
+    """Refuse an output file that cannot be written, before any work: the
+    result of a long run must not be lost at its end.  Missing parent
+    directories are created when the file is written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a directory")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot be written ({parent} is not a writable "
+                         "directory)")
 
 
 def progress(label: str, done: int, total: int) -> None:
@@ -35,9 +53,10 @@ def run(fn):
     except MmconvertError as e:
         print(f"mmconvert: {e}", file=sys.stderr)
         raise typer.Exit(e.exit_code)
-    except KeyboardInterrupt:
-        print("mmconvert: interrupted; nothing was left behind", file=sys.stderr)
-        raise typer.Exit(130)
+    except KeyboardInterrupt as e:
+        signum = signals.stopped_by(e)
+        signals.say_once(signum)
+        raise typer.Exit(signals.exit_status(signum))
     except (typer.Exit, typer.Abort):
         raise
     except Exception as e:  # a bug: one line, the traceback with -d

@@ -480,15 +480,18 @@ def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | N
                    jobs: int | None = MakeJobsOpt):
     """Check that a patch series applies, is well formed, passes checkpatch and
     builds at every step.  Exit 0: all passed, 1: something failed, 2: usage."""
-    from .ui import run
+    from .ui import check_output_file, run
 
     def go():
+        check_output_file(json_file, "--json")
+        check_output_file(junit_file, "--junit")
         rep = verify(series, tree, base, checkpatch, build, jobs)
         try:
-            if json_file:
-                json_file.write_text(json.dumps(rep.to_json(), indent=1) + "\n")
-            if junit_file:
-                junit_file.write_text(junit_xml(rep))
+            for path, text in ((json_file, lambda: json.dumps(rep.to_json(), indent=1) + "\n"),
+                               (junit_file, lambda: junit_xml(rep))):
+                if path:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text())
         except OSError as e:
             raise UsageError(f"cannot write results: {e}")
         return rep

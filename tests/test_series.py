@@ -383,13 +383,13 @@ def test_an_existing_branch_or_a_non_empty_dir_is_refused(sample_tree, tmp_path)
 def test_a_failure_or_ctrl_c_leaves_nothing_behind(sample_tree, tmp_path, failure):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "0001-an-earlier-series.patch").write_text("mine")
     state = tree_state(sample_tree)
     with pytest.raises(type(failure)):
         build(sample_tree, out, force=True, planner=sample_planner(failure))
     assert tree_state(sample_tree) == state
     assert git(sample_tree, "worktree", "list").count("\n") == 1
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in out.iterdir()] == ["0001-an-earlier-series.patch"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["minikernel", "out"]
 
 
@@ -417,7 +417,7 @@ def test_the_command_refuses_a_non_empty_dir_in_one_line(sample_tree, tmp_path):
     p = run_mmconvert("series", sample_tree, "-o", out)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
-        f"mmconvert: {out}: not empty (use --force to replace it)"]
+        f"mmconvert: {out}: not empty (use --force to replace an earlier series)"]
 
 
 def test_the_series_command_writes_the_sample_trees_series(sample_tree, tmp_path):

@@ -166,9 +166,12 @@ def realign_initialisers(text: str, hook: str) -> str:
 
 def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
     """spatch adds the file declaration to every #ifdef variant of a
-    handler; a variant that never used the file does not keep it."""
+    handler; a variant that never used the file does not keep it, and one
+    that uses it once reads the descriptor's field there instead (a local
+    for one use is noise)."""
     lines = text.split("\n")
-    var = re.match(r"struct file \*(\w+)", decl).group(1)
+    var, field = re.match(r"struct file \*(\w+) = ([^;]+);", decl).groups()
+    use = re.compile(rf"(?<![.>\w]){re.escape(var)}\b(?!\s*=[^=])")
     i = 0
     while i < len(lines):
         if lines[i].strip() == decl:
@@ -183,7 +186,12 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
                 i += 1
                 continue
             rest = strip_comments("\n".join(lines[i + 1:end]))
-            if not re.search(rf"(?<![.>\w]){re.escape(var)}\b", rest):
+            uses = len(re.findall(rf"(?<![.>\w]){re.escape(var)}\b", rest))
+            once = [j for j in range(i + 1, end) if use.search(lines[j])]
+            if uses == 1 and len(once) == 1 and len(use.findall(lines[once[0]])) == 1:
+                lines[once[0]] = use.sub(field, lines[once[0]])
+                uses = 0
+            if not uses:
                 del lines[i]
                 if i < len(lines) and not lines[i].strip() and i > 0 and lines[i - 1].rstrip().endswith("{"):
                     del lines[i]
@@ -533,6 +541,22 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                     new = rename_in_comment(new, r.text, h.name, h.name + suffix)
         new_texts[f] = new
 
+    # What the changelog says comes from what the rules did.
+    for h in selected:
+        if h.name in LIB_HELPERS or h.name in remove:
+            continue
+        for dd in h.definitions:
+            done = _function_text(new_texts.get(dd.file, ""), h.name + suffix)
+            if done is None:
+                continue
+            acts = re.findall(r"\b(mmap_action_\w+)\(", done)
+            if acts:
+                details[h.key]["action"] = acts[-1]
+            old = _function_text(text(dd.file), h.name) or ""
+            pp = api.fields.get("page_prot", "page_prot")
+            if re.search(rf"desc->{pp} = ", done) and not re.search(r"->vm_page_prot = ", old):
+                details[h.key]["page_prot_from_local"] = True
+
     failed: dict[str, str] = {}
     for h in selected:
         if h.name in LIB_HELPERS or h.name in remove:
@@ -595,6 +619,19 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                               tuple(details[u] for u in units)))
     return {"changes": changes, "warnings": warnings, "failed": failed,
             "cocci": [("convert", rule)]}
+
+
+def _function_text(text: str, name: str) -> str | None:
+    """The text of function `name`'s (first) definition in `text`."""
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        if re.search(rf"\b{re.escape(name)}\s*\([^;]*$", ln) and not ln.startswith((" ", "\t")):
+            try:
+                open_line, end = function_span(lines, i + 1)
+            except ValueError:
+                continue
+            return "\n".join(lines[i:end])
+    return None
 
 
 def _only_twin(orig: str, new: str, missing: list[str], suffix: str) -> str:

@@ -128,39 +128,60 @@ _DECL = re.compile(r"^\s*(?!return\b|goto\b|else\b|case\b)(?:[A-Za-z_]\w*[\s*]+)
                    r"(?:\[[^]]*\])?\s*(?:=|;|,)")
 
 
-def _initialiser_eq_col(lines: list[str], i: int) -> tuple[int | None, bool]:
-    """The visual column of '=' in the initialiser lines around line i, and
-    whether they align with tabs."""
-    for j in list(range(i - 1, max(-1, i - 8), -1)) + list(range(i + 1, min(len(lines), i + 8))):
-        m = re.match(r"^(\s*\.\w+)(\s+)=", lines[j])
-        if m:
-            col = len(m.group(1).expandtabs(8) + m.group(2).expandtabs(8)) \
-                if "\t" not in m.group(2) else len((m.group(1) + m.group(2)).expandtabs(8))
-            return col, "\t" in m.group(2)
-    return None, False
+_INIT_LINE = re.compile(r"^(\s*\.\w+)([ \t]+)=([ \t]*)\S")
+
+
+def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str]:
+    """How the initialiser around line i lays out `.field = value`: "single"
+    (one space before '='), "tabs" or "spaces" (padded to a column), the
+    column of '=' its lines share most, and what follows '=' (a tab in the
+    `.field\t=\tvalue` style, else a space)."""
+    near = []
+    j = i - 1                        # up to the line that opens the initialiser
+    while j >= 0 and not lines[j].rstrip().endswith("{") and i - j < 60:
+        near.append(_INIT_LINE.match(lines[j]))
+        j -= 1
+    j = i + 1                        # down to the line that closes it
+    while j < len(lines) and not lines[j].lstrip().startswith("}") and j - i < 60:
+        near.append(_INIT_LINE.match(lines[j]))
+        j += 1
+    near = [m for m in near if m]
+    if not near:
+        return "single", None, " "
+    before = [m.group(2) for m in near]
+    after = collections.Counter("\t" if "\t" in m.group(3) else " " for m in near)
+    cols = collections.Counter(len((m.group(1) + m.group(2)).expandtabs(8)) for m in near)
+    col = max(cols, key=lambda c: (cols[c], c))
+    if all(b == " " for b in before):
+        kind = "single"
+    elif any("\t" in b for b in before):
+        kind = "tabs"
+    else:
+        kind = "spaces"
+    return kind, col, after.most_common(1)[0][0]
 
 
 def realign_initialisers(text: str, hook: str) -> str:
-    """spatch prints a changed initialiser as `.x = y`; put the '=' back in
-    the column its neighbours use."""
+    """spatch prints a changed initialiser as `.x = y`; lay it out as the
+    rest of its initialiser does."""
     lines = text.split("\n")
     for i, ln in enumerate(lines):
         m = re.match(rf"^(\s*\.{hook})\s*=\s*(.*)$", ln)
         if not m:
             continue
-        col, tabs = _initialiser_eq_col(lines, i)
+        kind, col, after = _initialiser_style(lines, i)
         head = m.group(1)
         width = len(head.expandtabs(8))
-        if col is None or col <= width:
+        if kind == "single" or col is None:
             pad = " "
-        elif tabs:
-            pad, w = "", width
+        elif kind == "tabs":
+            pad, w = "\t", (width // 8 + 1) * 8
             while w < col:
                 pad += "\t"
-                w = (w // 8 + 1) * 8
+                w += 8
         else:
-            pad = " " * (col - width)
-        lines[i] = f"{head}{pad}= {m.group(2)}"
+            pad = " " * (col - width) if col > width else " "
+        lines[i] = f"{head}{pad}={after}{m.group(2)}"
     return "\n".join(lines)
 
 
@@ -249,8 +270,8 @@ def blank_after_file_decl(text: str, decl: str) -> str:
 
 
 def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
-    """`* old - ...` becomes `* new - ...`; the @file/@vma parameter lines
-    of that comment become one @desc line."""
+    """`* old - ...` (or a bare `* old`) becomes `* new - ...`; the
+    @file/@vma parameter lines of that comment become one @desc line."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
@@ -258,7 +279,7 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
     replaced = False
     while i < len(lines):
         ln = lines[i]
-        if re.match(rf"^\s*\*\s+{re.escape(old)}(\(\))?\s+-", ln):
+        if re.match(rf"^\s*\*\s+{re.escape(old)}(\(\))?(\s+-|\s*$)", ln):
             ln = re.sub(rf"\b{re.escape(old)}\b", new, ln, count=1)
             in_doc, replaced = True, False
         elif in_doc and re.match(r"^\s*\*/", ln):

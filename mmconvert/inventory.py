@@ -228,7 +228,8 @@ def _ref_kind(text: str, name: str) -> str:
     if re.match(r"#\s*define\b", s):
         return "define"
     if s.startswith("*") or s.startswith("/*"):
-        return "kernel-doc" if re.match(rf"\*+\s*{name}(\(\))?\s+-", s) else "comment"
+        # `* name - summary`, or the name alone on a kernel-doc's first line.
+        return "kernel-doc" if re.match(rf"\*+\s*{name}(\(\))?(\s+-|\s*$)", s) else "comment"
     if re.search(rf"\.\w+\s*=\s*{name}\b", s):
         return "initialiser"
     if re.search(rf"\b{name}\s*\(", s):

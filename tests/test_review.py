@@ -1,0 +1,155 @@
+"""The 7.3 series read as a reviewer reads it: the rules issue 15 names,
+checked on every patch of Debian's 7.3 series (one `series` run for the
+module).  Each rule is general; the handlers named are where it showed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import clone_kernel, git, remove_tree, run_mmconvert
+
+pytestmark = pytest.mark.realtree
+
+
+@pytest.fixture(scope="module")
+def series73(cached_kernel, tmp_path_factory):
+    tree = clone_kernel(cached_kernel("7.3"), tmp_path_factory.mktemp("review") / "linux-7.3")
+    out = tree.parent / "series"
+    r = run_mmconvert("series", tree, "-o", out)
+    assert r.returncode == 0, r.stderr
+    branch = r.stdout.split(" on branch ", 1)[1].split()[0]
+    patches = sorted(p for p in out.glob("*.patch") if not p.name.startswith("0000-"))
+    yield tree, branch, patches
+    remove_tree(tree)
+
+
+def changed_files(patches: list[Path]) -> list[str]:
+    return sorted({ln[6:] for p in patches for ln in p.read_text().splitlines()
+                   if ln.startswith("+++ b/")})
+
+
+def functions(text: str, suffix: str = "_mmap_prepare"):
+    """(name, text) of every function whose name ends in `suffix`."""
+    for m in re.finditer(rf"^(?:static )?int\s*\n?(\w+{suffix})\(struct vm_area_desc \*desc\)\n\{{"
+                         r"\n(.*?)^\}", text, flags=re.MULTILINE | re.DOTALL):
+        yield m.group(1), m.group(2)
+
+
+def after(tree: Path, branch: str, path: str) -> str:
+    return git(tree, "show", f"{branch}:{path}")
+
+
+def test_a_file_local_is_declared_only_when_the_file_is_used_twice(series73):
+    tree, branch, patches = series73
+    seen = 0
+    for f in changed_files(patches):
+        if not f.endswith(".c"):
+            continue
+        for name, body in functions(after(tree, branch, f)):
+            seen += 1
+            m = re.search(r"struct file \*(\w+) = desc->file;", body)
+            if m:
+                uses = len(re.findall(rf"(?<![.>\w]){m.group(1)}\b", body)) - 1
+                assert uses >= 2, (f, name)
+    assert seen >= 30
+
+
+def test_a_mapping_of_the_whole_vma_uses_the_full_action(series73):
+    tree, branch, patches = series73
+    ranged = 0
+    for f in changed_files(patches):
+        if not f.endswith(".c"):
+            continue
+        for name, body in functions(after(tree, branch, f)):
+            for m in re.finditer(r"mmap_action_(?:io)?remap\(desc, desc->start,\s*(.*?),\s*(\w+)\);",
+                                 body, flags=re.DOTALL):
+                ranged += 1
+                size = m.group(2)
+                sets = re.findall(rf"(?<![.>\w]){size}\s*=\s*([^;]+);", body)
+                assert sets != ["vma_desc_size(desc)"], (f, name, m.group(0))
+    # What stays ranged maps less than the VMA (a size bounded by the device).
+    assert ranged >= 1
+
+
+def test_a_changed_local_copy_of_the_protection_becomes_the_descriptors(series73):
+    tree, branch, _ = series73
+    text = after(tree, branch, "drivers/soc/aspeed/aspeed-lpc-ctrl.c")
+    body = dict(functions(text))["aspeed_lpc_ctrl_mmap_prepare"]
+    assert body == (
+        "\tstruct aspeed_lpc_ctrl *lpc_ctrl = file_aspeed_lpc_ctrl(desc->file);\n\n"
+        "\tif (desc->pgoff + vma_desc_pages(desc) > lpc_ctrl->mem_size >> PAGE_SHIFT)\n"
+        "\t\treturn -EINVAL;\n\n"
+        "\t/* ast2400/2500 AHB accesses are not cache coherent */\n"
+        "\tdesc->page_prot = pgprot_noncached(desc->page_prot);\n\n"
+        "\tmmap_action_remap_full(desc,\n"
+        "\t\t\t       (lpc_ctrl->mem_base >> PAGE_SHIFT) + desc->pgoff);\n"
+        "\tdesc->action.error_override = -EAGAIN;\n\n"
+        "\treturn 0;\n")
+    commits = git(tree, "log", "--format=%H %s", f"base..{branch}").splitlines()
+    aspeed = [c.split()[0] for c in commits if "soc: aspeed:" in c]
+    assert len(aspeed) == 1, commits
+    log = git(tree, "log", "-1", "--format=%B", aspeed[0])
+    assert "the VMA's protection now matches what was mapped" in " ".join(log.split())
+
+
+def _eq_layout(line: str) -> tuple[str, int, str]:
+    m = re.match(r"^(\s*\.\w+)([ \t]+)=([ \t]*)", line)
+    return m.group(2), len((m.group(1) + m.group(2)).expandtabs(8)), m.group(3)
+
+
+def test_initialisers_keep_their_tables_layout(series73):
+    _, _, patches = series73
+    pairs = 0
+    for p in patches:
+        lines = p.read_text().splitlines()
+        for i, ln in enumerate(lines):
+            if not re.match(r"^\+\s*\.mmap_prepare\s*=", ln) or not lines[i - 1].startswith("-"):
+                continue
+            old, new = lines[i - 1][1:], ln[1:]
+            ob, ocol, oafter = _eq_layout(old)
+            nb, ncol, nafter = _eq_layout(new)
+            width = len(re.match(r"^\s*\.\w+", new).group(0).expandtabs(8))
+            pairs += 1
+            assert ("\t" in nafter) == ("\t" in oafter), (p.name, old, new)
+            if ob == " ":
+                assert nb == " ", (p.name, old, new)
+            elif ocol > width:
+                assert ncol == ocol, (p.name, old, new)
+    assert pairs >= 36
+
+
+def test_kernel_doc_reports_nothing_new(series73):
+    tree, branch, patches = series73
+    files = [f for f in changed_files(patches) if f.endswith((".c", ".h"))]
+
+    def warnings() -> str:
+        runs = [subprocess.run(["scripts/kernel-doc", "-none", f], cwd=tree, capture_output=True,
+                               text=True) for f in files]
+        assert all(r.returncode in (0, 1) for r in runs), [r.stderr for r in runs]
+        return "".join(r.stdout + r.stderr for r in runs)
+    before = warnings()
+    git(tree, "checkout", "--quiet", branch)
+    try:
+        now = warnings()
+    finally:
+        git(tree, "checkout", "--quiet", "base")
+    assert now == before
+
+
+def test_changelogs_say_why_once_and_only_what_is_true_on_73(series73):
+    tree, _, patches = series73
+    fs_h = (tree / "include/linux/fs.h").read_text()
+    assert "call_mmap(" not in fs_h          # 7.3 has no call_mmap()
+    for p in patches:
+        text = p.read_text()
+        body = text.split("\n\n", 1)[1].split("\n---\n", 1)[0]
+        flat = " ".join(body.split())
+        assert flat.count("deprecated in favour of .mmap_prepare") == 1, p.name
+        assert "call_mmap" not in text, p.name
+        assert "final page protection" not in flat and "second merge" not in flat, p.name
+        assert not re.search(r"\w/[\w/.-]+\.c:\w+", body), p.name      # no path:fops lists
+        paragraphs = [" ".join(x.split()) for x in body.split("\n\n") if x.strip()]
+        assert len(paragraphs) == len(set(paragraphs)), p.name

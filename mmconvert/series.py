@@ -215,7 +215,8 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
                skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),
                warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
                cocci=cocci, base=base,
-               prefixes=sorted({p.prefix for p in patches if p.prefix}))
+               prefixes=sorted({p.prefix for p in patches if p.prefix}),
+               touches_mm=any(f.startswith("mm/") for p in patches for f in p.files))
     subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())
     text = env.get_template("cover-letter.j2").render(**ctx)
     return subject, wrap(text)

@@ -153,3 +153,14 @@ def test_changelogs_say_why_once_and_only_what_is_true_on_73(series73):
         assert not re.search(r"\w/[\w/.-]+\.c:\w+", body), p.name      # no path:fops lists
         paragraphs = [" ".join(x.split()) for x in body.split("\n\n") if x.strip()]
         assert len(paragraphs) == len(set(paragraphs)), p.name
+
+
+def test_subjects_carry_no_counts_and_the_cover_prefix_fits(series73):
+    _, _, patches = series73
+    cover = next(patches[0].parent.glob("0000-*.patch")).read_text()
+    subject = re.search(r"^Subject: (.*)$", cover, flags=re.MULTILINE).group(1)
+    touches_mm = any(f.startswith("mm/") for f in changed_files(patches))
+    assert touches_mm or not re.match(r"\[PATCH 0/\d+\] mm:", subject), subject
+    for p in patches:
+        s = re.search(r"^Subject: (.*)$", p.read_text(), flags=re.MULTILINE).group(1)
+        assert not re.search(r"\bconvert \d+ ", s), s

@@ -287,11 +287,79 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
         how = body.trailing_mapping(idx)
         if how is None:
             return Verdict(Klass.NEEDS_VMA, site, (f"work after {first.name}()",))
+        unbounded = _unbounded_size(body, idx, first.name, file)
+        if unbounded is not None:
+            return unbounded
         return Verdict(Klass.ACTION, site, (how,))
     return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes))
 
 
 _VM_FLAG = re.compile(r"^VM_[A-Z0-9_]+$")
+# Where each mapping call takes its size.
+SIZE_ARG = {"remap_pfn_range": 3, "io_remap_pfn_range": 3}
+
+
+def _args(body: Body, i: int) -> list[tuple[int, int]]:
+    """Token ranges of the arguments of the call whose name is token i."""
+    open_, close = i + 1, body.match_paren(i + 1)
+    out, depth, start = [], 0, open_ + 1
+    for j in range(open_ + 1, close):
+        t = body.toks[j].text
+        depth += (t in "([{") - (t in ")]}")
+        if t == "," and depth == 0:
+            out.append((start, j - 1))
+            start = j + 1
+    out.append((start, close - 1))
+    return out
+
+
+def _top_level(value: str) -> str:
+    """`value` up to its first comma outside parentheses."""
+    depth = 0
+    for k, c in enumerate(value):
+        depth += (c in "([{") - (c in ")]}")
+        if c == "," and depth == 0:
+            return value[:k].strip()
+    return value.strip()
+
+
+def _unbounded_size(body: Body, i: int, name: str, file: str) -> Verdict | None:
+    """A mapping action must not be handed more than the descriptor covers:
+    remap_pfn_range() mapped past vm_end silently, the action WARNs.  The
+    size is fine when it is the whole VMA (directly or through a local only
+    ever set to it) or a check against the VMA's size returns before the
+    call when it is larger; otherwise the handler is left alone."""
+    if name not in SIZE_ARG:
+        return None
+    args = _args(body, i)
+    if len(args) <= SIZE_ARG[name]:
+        return None
+    size = body.text(*args[SIZE_ARG[name]])
+    v = re.escape(body.vma)
+    whole_re = rf"(?:\(?{v}->vm_end - {v}->vm_start\)?|\(?vma_pages\({v}\) << PAGE_SHIFT\)?)"
+    before = body.text(0, i - 1)
+
+    def sets(n: str, text: str = before) -> list[str]:
+        """What `n` is set to (a declarator list ends a value at its comma)."""
+        return [_top_level(v) for v in
+                re.findall(rf"(?<![\w>.]){re.escape(n)} (?:[-+*/|&^]|<<|>>)?= ([^;]*);", text)]
+    whole = {m.group(1) for m in re.finditer(rf"(?<![\w>.])(\w+) = {whole_re}[;,]", before)}
+    whole = {n for n in whole if all(re.fullmatch(whole_re, x) for x in sets(n))}
+    # A VMA is at least a page long.
+    if re.fullmatch(whole_re, size) or size in whole or size == "PAGE_SIZE":
+        return None
+    bound = "|".join([whole_re, *map(re.escape, sorted(whole))])
+    s = re.escape(size)
+    for m in re.finditer(r"\bif \((.*?)\) (?:\{ )?(?:return|goto)\b", before):
+        for part in re.split(r" \|\| ", m.group(1)):
+            part = part.strip("() ")
+            if re.fullmatch(rf"{s} (?:>|!=) \(?(?:{bound})\)?|\(?(?:{bound})\)? (?:<|!=) {s}", part) \
+                    and not sets(size, before[m.end():]):
+                return None
+    line = body.toks[args[SIZE_ARG[name]][0]].line
+    return Verdict(Klass.NEEDS_VMA, Site(file, line, body.text(i, body.match_paren(i + 1))),
+                   (f"{size} may be larger than the VMA, and {MAPPING_CALLS[name]}() must not "
+                    "map past its end",))
 
 
 def _bad_flag_use(body: Body, file: str) -> Verdict | None:

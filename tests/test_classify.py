@@ -71,3 +71,38 @@ def test_all_bits_set_is_a_test_all_and_other_comparisons_need_the_vma():
     assert verdict(all_set).klass == Klass.FIELDS
     other = "{\n\tif ((vma->vm_flags & VM_SHARED) == 0)\n\t\treturn -EINVAL;\n\treturn 0;\n}"
     assert verdict(other).klass == Klass.NEEDS_VMA
+
+
+REMAP = "\tif (remap_pfn_range(vma, vma->vm_start, pfn, size, vma->vm_page_prot))\n" \
+        "\t\treturn -EAGAIN;\n\treturn 0;\n}"
+
+
+@pytest.mark.parametrize("head", [
+    # the whole VMA, through a local
+    "{\n\tsize_t size = vma->vm_end - vma->vm_start;\n\n",
+    "{\n\tunsigned long size;\n\n\tsize = vma_pages(vma) << PAGE_SHIFT;\n",
+    # a device size, checked against the VMA's before the call
+    "{\n\tsize_t size = d->size;\n\n\tif (size > vma->vm_end - vma->vm_start)\n"
+    "\t\treturn -EINVAL;\n",
+    "{\n\tsize_t vsize = vma->vm_end - vma->vm_start, size = d->size;\n\n"
+    "\tif (!d || size != vsize)\n\t\treturn -EINVAL;\n",
+])
+def test_a_size_within_the_vma_becomes_an_action(head):
+    v = verdict(head + REMAP)
+    assert v.klass == Klass.ACTION, v
+
+
+@pytest.mark.parametrize("head", [
+    # a device size that may exceed the VMA (the old remap mapped past vm_end)
+    "{\n\tunsigned long size = d->size;\n\n\tif (vma->vm_end - vma->vm_start > size)\n"
+    "\t\tsize = vma->vm_end - vma->vm_start;\n\tsize = max(size, d->window);\n",
+    # checked, then changed again
+    "{\n\tsize_t size = d->size;\n\n\tif (size > vma->vm_end - vma->vm_start)\n"
+    "\t\treturn -EINVAL;\n\tsize += PAGE_SIZE;\n",
+])
+def test_a_size_that_may_exceed_the_vma_is_left_alone_and_says_why(head):
+    v = verdict(head + REMAP)
+    assert v.klass == Klass.NEEDS_VMA, v
+    assert v.notes == ("size may be larger than the VMA, and mmap_action_remap() must not map "
+                       "past its end",)
+    assert v.site.expression == "remap_pfn_range(vma, vma->vm_start, pfn, size, vma->vm_page_prot)"

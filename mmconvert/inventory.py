@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import dataclasses
 from dataclasses import dataclass
 
 from . import spatch
@@ -303,8 +304,49 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
                          and r["handler"] in wanted and r["file"] in seen]
         hres.bad_regions.update((f, res.bad_regions[f]) for f in seen if f in res.bad_regions)
         handlers = _handlers(gt, api, names, entry_list, macros, ref_lines, hres, warnings)
+        handlers = hold_swapped(gt, handlers, entry_list)
     return Inventory(str(root), api, tuple(entry_list), tuple(handlers),
                      tuple(sorted(set(warnings), key=lambda w: (w.file, w.detail))))
+
+
+_SWAP = (r"f_op\s*=\s*&\s*\w+\s*;", r"replace_fops\s*\([^,;]+,\s*&\s*\w+\s*\)")
+
+
+def hold_swapped(gt: GitTree, handlers: list[Handler], entries: list[FopsEntry]) -> list[Handler]:
+    """A fops put in a live file's place at run time (`file->f_op = &x;`,
+    `replace_fops(file, &x)`: ALSA's disconnect, a tty hangup) must have the
+    same hook as the fops it stands in for, or a mapping racing with the
+    swap calls a hook the file no longer has.  Its handler and the handlers
+    of every fops under the swapping code's directory convert together or
+    not at all: when one of them cannot, the others are held back too."""
+    by_fops = collections.defaultdict(list)
+    for e in entries:
+        by_fops[e.fops].append(e)
+    by_name = {h.name: h for h in handlers}
+    held: dict[str, tuple[Site, str]] = {}
+    for f, n, text in gt.grep_lines(list(_SWAP), pathspecs=("*.c",), checkout=False):
+        stand_in = re.search(r"&\s*(\w+)\s*(?:;|\))\s*$", re.sub(r"/\*.*?\*/|//.*", "", text))
+        if not stand_in:
+            continue
+        x = stand_in.group(1)
+        mine = [by_name[e.handler] for e in by_fops.get(x, ()) if e.handler in by_name]
+        if not mine:
+            continue
+        where = f.rsplit("/", 1)[0] + "/"
+        group = {h.name: h for h in handlers
+                 if any(e.file.startswith(where) for e in h.fops)} | {h.name: h for h in mine}
+        stuck = sorted(h.name for h in group.values() if not h.klass.convertible)
+        if not stuck:
+            continue
+        site = Site(f, n, text.strip())
+        for h in group.values():
+            if h.klass.convertible and h.name not in held:
+                held[h.name] = (site, f"{x} is swapped in for the f_op of live files under "
+                                      f"{where}: their handlers convert together, and "
+                                      f"{', '.join(s + '()' for s in stuck)} cannot")
+    return [dataclasses.replace(h, klass=Klass.NEEDS_VMA, reason=held[h.name][0],
+                                notes=(held[h.name][1],)) if h.name in held else h
+            for h in handlers]
 
 
 def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> list[Handler]:

@@ -274,7 +274,7 @@ def _check_action(expression: str, api: ApiFacts) -> str:
 
 def _action(site: ForwarderSite, api: ApiFacts, include_core: bool) -> str | None:
     """What plan() does to a site, or None."""
-    if site.state in ("safe", "handled"):
+    if site.state in ("safe", "handled", "listed"):
         return None
     if site.state == "core" and (not include_core or _is_api_own(site.file, site.function)):
         return None
@@ -306,6 +306,16 @@ def _dedupe(recs: list[dict], order: tuple[str, ...]) -> list[dict]:
         if k not in best or order.index(r["via"]) < order.index(best[k]["via"]):
             best[k] = r
     return sorted(best.values(), key=lambda r: (r["line"], r["col"]))
+
+
+def _dir(f: str) -> str:
+    return f.rsplit("/", 1)[0] + "/"
+
+
+def _reachable_hook(gt: GitTree, f: str, hook: str) -> bool:
+    """Whether a file_operations the code beside `f` can reach (those under
+    its directory) sets the new hook."""
+    return bool(gt.grep_files([rf"\.{hook}\s*="], pathspecs=(_dir(f),), checkout=False))
 
 
 def _has_bailout(root: Path, cache: dict, f: str, line: int, hook: str) -> bool:
@@ -359,6 +369,14 @@ def _sites(gt: GitTree, records: list[dict], api: ApiFacts) -> list[ForwarderSit
             action = _forward_action(r["expression"], guarded, api)
             state = {None: "safe", "bailout": "needs-bailout", "vfs_mmap": "rewrite"}[action]
             note = _forward_note(r, guards, guarded, action, api)
+            if action == "bailout" and _routes(api) and _form(r["expression"])[0] == "fops" \
+                    and not _reachable_hook(gt, f, api.hook):
+                # A bailout no file could trigger is dead code, and a wrong
+                # one would make mapping fail silently.
+                state, note = "listed", (
+                    f"calls ->mmap() through a file_operations pointer, and no "
+                    f"file_operations under {_dir(f)} has .{api.hook}: nothing to change "
+                    f"until one does")
             if action == "bailout" and _has_bailout(gt.path, texts, f, r["line"], api.hook):
                 # mmconvert's own earlier run (or a person) put it there.
                 state, note = "safe", f"already bails out for .{api.hook} files"
@@ -531,7 +549,7 @@ def _title(done: list[tuple[dict, ForwarderSite]], api: ApiFacts) -> str:
 
 # -- text ----------------------------------------------------------------------
 
-STATE_ORDER = ("needs-bailout", "rewrite", "handled", "safe", "core")
+STATE_ORDER = ("needs-bailout", "rewrite", "listed", "handled", "safe", "core")
 
 
 def sites_text(sites) -> str:

@@ -178,7 +178,7 @@ class ForwarderSite:
     function: str
     kind: str          # forward | presence-guard | presence-can-map | diagnostic
     expression: str
-    state: str         # safe | needs-bailout | handled | rewrite | core
+    state: str         # safe | needs-bailout | listed | handled | rewrite | core
     core: bool = False
     note: str = ""
 

@@ -6,6 +6,7 @@ handlers inventoried on the fixed tree, the convertible ones converted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from . import signals
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
-from .model import ApiFacts, Change, Plan
+from .model import ApiFacts, Change, Klass, Plan, Site
 
 
 class ApplyError(MmconvertError):
@@ -112,5 +113,31 @@ def plan(wt: GitTree, api: ApiFacts, *, only: tuple[str, ...] = (), include_core
     inv = inventory.scan(wt, api, **kw)
     check_only(only, inv)
     cchanges, skipped, cwarn, ccocci = convert.plan(wt, api, inv, only=only, **kw)
+    cchanges, skipped = hold_behind_listed(sites, inv, list(cchanges), list(skipped))
     return Plan(api, inv, tuple(sites), (*fchanges, *cchanges), tuple(skipped),
                 (*fwarn, *inv.warnings, *cwarn), (*fcocci, *ccocci))
+
+
+def hold_behind_listed(sites, inv, changes: list[Change], skipped: list):
+    """A forwarder left alone because no file it reaches has the new hook
+    (state "listed") stops being safe the moment one does: a conversion
+    under its directory waits for that forwarder instead."""
+    listed = [s for s in sites if s.state == "listed"]
+    if not listed:
+        return changes, skipped
+    by_name = {h.name: h for h in inv.handlers}
+    keep = []
+    for ch in changes:
+        fwd = next((s for s in listed if ch.stage == "conversion" and any(
+            f.startswith(s.file.rsplit("/", 1)[0] + "/") for f in ch.files)), None)
+        if fwd is None:
+            keep.append(ch)
+            continue
+        for name in ch.handlers:
+            if name in by_name:
+                skipped.append(dataclasses.replace(
+                    by_name[name], klass=Klass.NEEDS_VMA,
+                    reason=Site(fwd.file, fwd.line, fwd.expression),
+                    notes=(f"{fwd.function}() calls ->mmap() of these file_operations directly "
+                           "and has to move to the compat layer first",)))
+    return keep, skipped

@@ -40,7 +40,7 @@ TEMPLATE_DIR = prose.TEMPLATES
 MAX_CODE_LINES = 6
 
 # Forwarder states in the order a reviewer reads them: what still needs work first.
-FORWARDER_STATES = ("needs-bailout", "rewrite", "handled", "safe", "core")
+FORWARDER_STATES = ("needs-bailout", "rewrite", "listed", "handled", "safe", "core")
 
 
 # -- the report's data ---------------------------------------------------

@@ -207,14 +207,14 @@ def census(changes: list[Change], skipped: list[Handler]) -> dict:
 
 def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: list[Handler],
                  warnings: list[FileWarning], cocci: list[tuple[str, str]],
-                 base: str) -> tuple[str, str]:
+                 base: str, listed: list = ()) -> tuple[str, str]:
     """(subject, blurb) of the cover letter."""
     env = prose.env()
     ctx = _context(api)
     ctx.update(patches=patches, census=counts,
                skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),
                warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
-               cocci=cocci, base=base,
+               cocci=cocci, base=base, listed=list(listed),
                prefixes=sorted({p.prefix for p in patches if p.prefix}),
                touches_mm=any(f.startswith("mm/") for p in patches for f in p.files))
     subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())
@@ -414,6 +414,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 rcpt.submit(p)
                 log.debug("series: %s", p.subject)
 
+        listed: list = []
         if planner is not None:
             fch, cch, skipped, warnings, cocci = planner(wt, facts, commit_stage)
         else:
@@ -422,6 +423,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             fch = [c for c in plan.changes if c.stage == "forwarders"]
             cch = [c for c in plan.changes if c.stage != "forwarders"]
             skipped, warnings, cocci = list(plan.skipped), list(plan.warnings), list(plan.cocci)
+            listed = [s for s in plan.forwarders if s.state == "listed"]
         commit_stage(cch)
         if not patches:
             raise SeriesError("nothing to convert: no patches to write")
@@ -438,7 +440,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             for f, p in zip(files, patches):
                 _add_headers(f, p.to, p.cc)
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
-                                          base_sha)
+                                          base_sha, listed)
             _fill_cover(cover, subject, blurb, files[0])
             to = _union([p.to for p in patches])
             _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))

@@ -59,19 +59,19 @@ def test_a_file_local_is_declared_only_when_the_file_is_used_twice(series73):
 
 def test_a_mapping_of_the_whole_vma_uses_the_full_action(series73):
     tree, branch, patches = series73
-    ranged = 0
+    full = 0
     for f in changed_files(patches):
         if not f.endswith(".c"):
             continue
         for name, body in functions(after(tree, branch, f)):
-            for m in re.finditer(r"mmap_action_(?:io)?remap\(desc, desc->start,\s*(.*?),\s*(\w+)\);",
+            full += len(re.findall(r"mmap_action_\w+_full\(", body))
+            for m in re.finditer(r"mmap_action_(?:io)?remap\(desc, desc->start,\s*(.*?),\s*(.*?)\);",
                                  body, flags=re.DOTALL):
-                ranged += 1
-                size = m.group(2)
-                sets = re.findall(rf"(?<![.>\w]){size}\s*=\s*([^;]+);", body)
+                size = m.group(2).strip()
+                assert size != "vma_desc_size(desc)", (f, name, m.group(0))
+                sets = re.findall(rf"(?<![.>\w]){re.escape(size)}\s*=\s*([^;]+);", body)
                 assert sets != ["vma_desc_size(desc)"], (f, name, m.group(0))
-    # What stays ranged maps less than the VMA (a size bounded by the device).
-    assert ranged >= 1
+    assert full >= 10
 
 
 def test_a_changed_local_copy_of_the_protection_becomes_the_descriptors(series73):
@@ -164,3 +164,24 @@ def test_subjects_carry_no_counts_and_the_cover_prefix_fits(series73):
     for p in patches:
         s = re.search(r"^Subject: (.*)$", p.read_text(), flags=re.MULTILINE).group(1)
         assert not re.search(r"\bconvert \d+ ", s), s
+
+
+def test_a_forward_no_file_with_the_new_hook_can_take_is_listed_not_patched(series73):
+    tree, _, patches = series73
+    assert "drivers/gpu/drm/drm_prime.c" not in changed_files(patches)
+    cover = " ".join(next(patches[0].parent.glob("0000-*.patch")).read_text().split())
+    assert ("drm_gem_prime_mmap() drivers/gpu/drm/drm_prime.c:798: "
+            "obj->dev->driver->fops->mmap(fil, vma): calls ->mmap() through a file_operations "
+            "pointer, and no file_operations under drivers/gpu/drm/ has .mmap_prepare") in cover
+    assert not git(tree, "grep", "-l", "-E", r"\.mmap_prepare\s*=", "base", "--",
+                   "drivers/gpu/drm/", check=False).strip()
+
+
+def test_swapped_fops_and_unbounded_sizes_are_left_alone_with_the_reason(series73):
+    _, _, patches = series73
+    cover = " ".join(next(patches[0].parent.glob("0000-*.patch")).read_text().split())
+    assert ("needs-vma: snd_disconnect_mmap() sound/core/init.c:516: "
+            "mfile->file->f_op = &snd_shutdown_f_ops;") in cover
+    assert "needs-vma: flash_mmap() drivers/sbus/char/flash.c:71: io_remap_pfn_range(" in cover
+    assert "sound/core/init.c" not in changed_files(patches)
+    assert "drivers/sbus/char/flash.c" not in changed_files(patches)

@@ -221,7 +221,7 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
     return "\n".join(lines)
 
 
-def wrap_long_calls(text: str, limit: int = 100) -> str:
+def wrap_long_calls(text: str, limit: int = 80) -> str:
     """A rewritten call that no longer fits (a long VMA_*_BIT list) is
     wrapped at a comma and aligned with its open parenthesis."""
     out = []
@@ -246,6 +246,78 @@ def wrap_long_calls(text: str, limit: int = 100) -> str:
                 line = trial
         out.append(line)
     return "\n".join(out)
+
+
+def drop_lone_call_parens(text: str) -> str:
+    """`(vma->vm_flags & VM_READ) && x` became `(vma_desc_test(...)) && x`:
+    a call needs no parentheses of its own."""
+    return re.sub(r"(?<=[(!\s])\((vma_desc_\w+\([^()]*\))\)(?=\s*(?:&&|\|\||\)))", r"\1", text)
+
+
+def _cols(s: str) -> int:
+    return len(s.expandtabs(8))
+
+
+def _indent_to(col: int) -> str:
+    return "\t" * (col // 8) + " " * (col % 8)
+
+
+def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
+    """A line the conversion made longer than `limit` columns (the ones it
+    replaced fitted) is wrapped as kernel code wraps: a condition after its
+    outermost `&&`/`||` that fits (else after a comparison), the rest
+    aligned inside the parenthesis; a call's continuation that no longer
+    fits aligned with the open parenthesis moves to two tabs in."""
+    before = set(original.split("\n"))
+    lines = text.split("\n")
+    out: list[str] = []
+    for i, ln in enumerate(lines):
+        if ln in before or _cols(ln) <= limit:
+            out.append(ln)
+            continue
+        prev = out[-1] if out else ""
+        if re.match(r"^\t+ +\S", ln) and prev.rstrip().endswith(",") and "(" in prev:
+            indent = re.match(r"^\t*", prev).group(0) + "\t\t"
+            moved = indent + ln.strip()
+            if _cols(moved) <= limit:
+                out.append(moved)
+                continue
+        cut = _condition_cut(ln, limit)
+        if cut is None:
+            out.append(ln)
+            continue
+        k, col = cut
+        head, tail = ln[:k].rstrip(), ln[k:].strip()
+        out += [head, _indent_to(col) + tail]
+    return "\n".join(out)
+
+
+def _condition_cut(ln: str, limit: int) -> tuple[int, int] | None:
+    """(where the rest of a condition line starts, its column) for the
+    outermost logical operator (else comparison) the line can break after."""
+    lead = re.match(r"^(\t*(?:\} else )?(?:if|while) \(|\t+ *)", ln)
+    if not lead:
+        return None
+    start = len(lead.group(1))
+    stack = [_cols(lead.group(1))] if lead.group(1).endswith("(") else []
+    best: dict[int, tuple[int, int]] = {}
+    weak: dict[int, tuple[int, int]] = {}
+    for k in range(start, len(ln)):
+        c = ln[k]
+        if c == "(":
+            stack.append(_cols(ln[:k + 1]))
+        elif c == ")":
+            if stack:
+                stack.pop()
+        elif stack:
+            for op, table in ((" && ", best), (" || ", best), (" > ", weak), (" < ", weak),
+                              (" >= ", weak), (" <= ", weak), (" == ", weak), (" != ", weak)):
+                if ln.startswith(op, k) and _cols(ln[:k + len(op) - 1]) <= limit:
+                    table[len(stack)] = (k + len(op), stack[-1])
+    for table in (best, weak):
+        if table:
+            return table[min(table)]
+    return None
 
 
 def drop_needless_braces(text: str) -> str:
@@ -540,7 +612,8 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         new = apply_diff(base, res.diffs[f]) if f in res.diffs else base
         if new != text(f):
             new = realign_initialisers(new, api.hook)
-            new = wrap_long_calls(drop_needless_braces(new))
+            new = wrap_long_calls(drop_needless_braces(drop_lone_call_parens(new)))
+            new = wrap_long_lines(new, text(f))
             for h in selected:
                 for dd in [dd for dd in h.definitions if dd.file == f]:
                     decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"

@@ -80,12 +80,13 @@ def test_a_changed_local_copy_of_the_protection_becomes_the_descriptors(series73
     body = dict(functions(text))["aspeed_lpc_ctrl_mmap_prepare"]
     assert body == (
         "\tstruct aspeed_lpc_ctrl *lpc_ctrl = file_aspeed_lpc_ctrl(desc->file);\n\n"
-        "\tif (desc->pgoff + vma_desc_pages(desc) > lpc_ctrl->mem_size >> PAGE_SHIFT)\n"
+        "\tif (desc->pgoff + vma_desc_pages(desc) >\n"
+        "\t    lpc_ctrl->mem_size >> PAGE_SHIFT)\n"
         "\t\treturn -EINVAL;\n\n"
         "\t/* ast2400/2500 AHB accesses are not cache coherent */\n"
         "\tdesc->page_prot = pgprot_noncached(desc->page_prot);\n\n"
         "\tmmap_action_remap_full(desc,\n"
-        "\t\t\t       (lpc_ctrl->mem_base >> PAGE_SHIFT) + desc->pgoff);\n"
+        "\t\t\t(lpc_ctrl->mem_base >> PAGE_SHIFT) + desc->pgoff);\n"
         "\tdesc->action.error_override = -EAGAIN;\n\n"
         "\treturn 0;\n")
     commits = git(tree, "log", "--format=%H %s", f"base..{branch}").splitlines()
@@ -185,3 +186,18 @@ def test_swapped_fops_and_unbounded_sizes_are_left_alone_with_the_reason(series7
     assert "needs-vma: flash_mmap() drivers/sbus/char/flash.c:71: io_remap_pfn_range(" in cover
     assert "sound/core/init.c" not in changed_files(patches)
     assert "drivers/sbus/char/flash.c" not in changed_files(patches)
+
+
+def test_no_line_grows_past_80_columns_or_keeps_a_needless_parenthesis(series73):
+    _, _, patches = series73
+    for p in patches:
+        for hunk in re.split(r"\n(?=@@ )", p.read_text().split("\n---\n", 1)[1]):
+            lines = hunk.splitlines()
+            old = max([len(ln[1:].expandtabs(8)) for ln in lines
+                       if ln.startswith("-") and not ln.startswith("---")] or [0])
+            for ln in lines:
+                if ln.startswith("+") and not ln.startswith("+++"):
+                    assert len(ln[1:].expandtabs(8)) <= max(80, old), (p.name, ln)
+                    # `(vma_desc_test(...)) &&`: a call in parentheses of its own
+                    assert not re.search(r"[(!\s]\(vma_desc_\w+\([^()]*\)\)\s*(?:&&|\|\||\))",
+                                         ln), (p.name, ln)

@@ -192,10 +192,11 @@ def get_maintainer_script(root: Path) -> Path | None:
     return script if script.is_file() else None
 
 
-def recipients(root: Path, maint: Maintainers, patch: Path, files: list[str]
+def recipients(root: Path, maint: Maintainers, patch: Path | None, files: list[str]
                ) -> tuple[list[str], list[str]]:
     """(To, Cc) of one patch file: get_maintainer.pl when the tree has it
-    (one run per patch), else MAINTAINERS read directly."""
+    (one run per patch), else MAINTAINERS read directly.  With no patch,
+    of the files themselves (`get_maintainer.pl -f`)."""
     script = get_maintainer_script(root)
     if script is None:
         return maint.addresses(files)
@@ -203,7 +204,8 @@ def recipients(root: Path, maint: Maintainers, patch: Path, files: list[str]
     if not perl:
         raise ToolMissing("perl not found: scripts/get_maintainer.pl needs it")
     cmd = [perl, str(script), "--nogit", "--nogit-fallback", "--norolestats", "--nokeywords",
-           "--no-tree" if not (Path(root) / "MAINTAINERS").is_file() else "--tree", str(patch)]
+           "--no-tree" if not (Path(root) / "MAINTAINERS").is_file() else "--tree",
+           *(["-f", *files] if patch is None else [str(patch)])]
     log.debug("%s", " ".join(cmd))
     # get_maintainer.pl orders people who share a section by Perl hash order,
     # which is random per process: fix the seed so reruns write the same headers.
@@ -211,10 +213,12 @@ def recipients(root: Path, maint: Maintainers, patch: Path, files: list[str]
     p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, env=env)
     if p.returncode != 0:
         log.info("get_maintainer.pl failed on %s (%s); reading MAINTAINERS directly",
-                 patch.name, (p.stderr.strip().splitlines() or ["?"])[0])
+                 patch.name if patch else " ".join(files), (p.stderr.strip().splitlines() or ["?"])[0])
         return maint.addresses(files)
     to: list[str] = []
     cc: list[str] = []
+    if patch is None:
+        log.debug("get_maintainer.pl -f %s", " ".join(files))
     for line in p.stdout.splitlines():
         addr = line.strip()
         if not addr or "@" not in addr:

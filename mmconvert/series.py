@@ -336,6 +336,22 @@ def _recipients_all(rcpt: _Recipients, patches: list[Patch]) -> None:
         p.to, p.cc = fut.result()
 
 
+def _api_recipients(wt: GitTree, maint: Maintainers, api: ApiFacts
+                    ) -> tuple[list[str], list[str]]:
+    """(everyone for the hook's own files, the lists of include/linux/fs.h):
+    the owners of the API being migrated see the cover letter, and the VFS
+    list every file-system patch."""
+    hook_users = wt.grep_files([f"->{api.hook}"], fixed=True, pathspecs=("mm/*.c",))
+    files = [f for f in (*HEADERS, *hook_users) if (wt.path / f).is_file()]
+    if not files:
+        return [], []
+    to, cc = recipients(wt.path, maint, None, files)
+    fs_h = "include/linux/fs.h"
+    lists = [a for a in sum(recipients(wt.path, maint, None, [fs_h]), []) if "<" not in a] \
+        if (wt.path / fs_h).is_file() else []
+    return _union([to, cc]), lists
+
+
 def _union(lists: list[list[str]], exclude: list[str] = ()) -> list[str]:
     seen = {a.lower() for a in exclude}
     out = []
@@ -437,13 +453,16 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 raise SeriesError(f"internal error: {len(patches)} commits but "
                                   f"{len(files)} patches written")
             _recipients_all(rcpt, patches)
+            api_people, vfs_lists = _api_recipients(wt, maint, facts)
             for f, p in zip(files, patches):
+                if any(x.startswith("fs/") for x in p.files):
+                    p.cc = _union([p.cc, vfs_lists], exclude=p.to)
                 _add_headers(f, p.to, p.cc)
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
                                           base_sha, listed)
             _fill_cover(cover, subject, blurb, files[0])
             to = _union([p.to for p in patches])
-            _add_headers(cover, to, _union([p.cc for p in patches], exclude=to))
+            _add_headers(cover, to, _union([*(p.cc for p in patches), api_people], exclude=to))
             head = wt.head()
             if records and not any(w.problem == "timeout" for w in warnings):
                 records.put(key, Entry(

@@ -201,3 +201,23 @@ def test_no_line_grows_past_80_columns_or_keeps_a_needless_parenthesis(series73)
                     # `(vma_desc_test(...)) &&`: a call in parentheses of its own
                     assert not re.search(r"[(!\s]\(vma_desc_\w+\([^()]*\)\)\s*(?:&&|\|\||\))",
                                          ln), (p.name, ln)
+
+
+def _headers(p: Path) -> str:
+    return p.read_text().split("\n\n", 1)[0]
+
+
+def test_the_api_owners_see_the_cover_letter_and_fs_patches_reach_the_vfs_list(series73):
+    tree, _, patches = series73
+    maint = (tree / "MAINTAINERS").read_text()
+    # The lists of the sections that own the hook's header and mm's side of it.
+    sections = [s for s in maint.split("\n\n") if "\nF:\tinclude/linux/fs.h\n" in s + "\n"
+                or "\nF:\tmm/vma.c\n" in s + "\n"]
+    lists = {ln.split()[1] for s in sections for ln in s.splitlines() if ln.startswith("L:\t")}
+    assert {"linux-fsdevel@vger.kernel.org", "linux-mm@kvack.org"} <= lists
+    cover = _headers(next(patches[0].parent.glob("0000-*.patch")))
+    for addr in lists:
+        assert addr in cover, addr
+    for p in patches:
+        if any(f.startswith("fs/") for f in changed_files([p])):
+            assert "linux-fsdevel@vger.kernel.org" in _headers(p), p.name

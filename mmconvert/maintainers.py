@@ -243,17 +243,21 @@ def history_prefix(gt: GitTree, files: list[str], depth: int = 200) -> str | Non
     if not gt.has_history():
         return None
     out = gt.run("log", f"-n{depth}", "--no-merges", "--format=%s", "--", *files, check=False)
-    counts: collections.Counter = collections.Counter()
+    # Spellings of one prefix count together ("ALSA: pcm", "alsa: pcm");
+    # the subsystem's most common spelling of the most common one wins.
+    forms: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for subj in out.splitlines():
         if subj.startswith(("Revert ", "Merge ")):
             continue
         m = _PREFIX.match(subj)
         if m:
-            counts[m.group(1)[:-2]] += 1
-    if not counts:
+            forms[m.group(1)[:-2].lower()][m.group(1)[:-2]] += 1
+    if not forms:
         return None
-    best = max(counts.values())
-    return min(p for p, c in counts.items() if c == best)
+    best = max(sum(c.values()) for c in forms.values())
+    key = min(k for k, c in forms.items() if sum(c.values()) == best)
+    top = max(forms[key].values())
+    return min(p for p, n in forms[key].items() if n == top)
 
 
 def path_prefix(paths: list[str]) -> str:

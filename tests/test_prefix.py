@@ -1,0 +1,30 @@
+"""Subject prefixes as the subsystem writes them, from a made-up history."""
+
+from __future__ import annotations
+
+from conftest import git
+
+from mmconvert.gitrepo import GitTree
+from mmconvert.maintainers import subject_prefix
+
+
+def commit(tree, subject, path="sound/core/pcm.c"):
+    p = tree / path
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(p.read_text() + subject + "\n" if p.exists() else subject + "\n")
+    git(tree, "add", path)
+    git(tree, "commit", "--quiet", "-m", subject)
+
+
+def test_the_prefix_is_the_subsystems_most_common_one_in_its_own_spelling(sample_tree):
+    for s in ("ALSA: pcm: fix a leak", "ALSA: pcm: drop a check", "alsa: pcm: typo",
+              "ALSA: PCM: rename", "ALSA: core: tidy", "ALSA: core: more",
+              "sound: misc", "ALSA: core: again"):
+        commit(sample_tree, s)
+    # "ALSA: core" is the most common single spelling (3), but "alsa: pcm"
+    # is the most common prefix (4 in all), written "ALSA: pcm" most often.
+    assert subject_prefix(GitTree(sample_tree), ["sound/core/pcm.c"]) == "ALSA: pcm"
+
+
+def test_without_history_the_path_decides(sample_tree):
+    assert subject_prefix(GitTree(sample_tree), ["drivers/char/fieldsdev.c"]) == "char: fieldsdev"

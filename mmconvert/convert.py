@@ -584,7 +584,17 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     for f, items in per_file.items():
         overrides[f] = insert_twins(text(f), items)
 
+    # Each name is matched only in the files planned for it: a static
+    # handler of the same name elsewhere (two drivers' afu_mmap) is not ours.
+    scope: dict[str, set[str]] = collections.defaultdict(set)
+    for unit, fs in touched.items():
+        d = details[unit]
+        for name in (d.get("handler"), d.get("original")):
+            if name:
+                scope[name] |= fs
+                scope[name + TWIN] |= fs
     ctx = dict(api=api, renames=renames, defs=defs, prototypes=prototypes,
+               scope={k: sorted(v) for k, v in sorted(scope.items())},
                fops_names=fops_names, remove=remove, file_users=file_users,
                library={k: v for k, v in lib_map.items()
                         if v in api.library_helpers or k in missing},

@@ -243,7 +243,11 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         if not patch:
             cmd += ["-D", "report"]
         log.debug("%s: %s (%d files)", label, " ".join(cmd), len(todo))
-        p = _run_streaming(cmd, tmp, label, len(todo), jobs or default_jobs(), progress)
+        # A rule that asks which file it converts (cocci.files()) learns the
+        # real name of an aliased one from here.
+        aliases = {alias[f]: f for f in todo if alias[f] != f}
+        env = dict(os.environ, MMCONVERT_ALIASES=json.dumps(aliases)) if aliases else None
+        p = _run_streaming(cmd, tmp, label, len(todo), jobs or default_jobs(), progress, env)
         if p.returncode == -signal.SIGINT:   # Ctrl-C reached spatch first
             raise KeyboardInterrupt
         if p.returncode < 0:
@@ -325,12 +329,12 @@ def _signal_name(n: int) -> str:
 
 
 def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,
-                   progress) -> subprocess.CompletedProcess:
+                   progress, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run spatch, counting the files it takes up (a `HANDLING:` line on
     stderr each) for `progress`.  With --chunksize 1 a worker starting its
     n-th file has finished the ones before, so started - jobs are done."""
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True, errors="replace")
+                         stdin=subprocess.DEVNULL, text=True, errors="replace", env=env)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
     reader.start()

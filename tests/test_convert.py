@@ -200,8 +200,8 @@ def test_debian_7_3_conversion_compiles(kernel_tree):
     took = time.monotonic() - start
     convertible = {h["handler"] for h in scan["handlers"]
                    if h["class"] in ("fields", "action", "library")}
-    converted = {d["handler"] for c in result["changes"] if c["stage"] == "conversion"
-                 for d in c["details"]}
+    details = [d for c in result["changes"] if c["stage"] == "conversion" for d in c["details"]]
+    converted = {d["handler"] for d in details}
     left = {h["handler"]: h for h in result["skipped"]}
     # Every convertible handler is converted, none that is not.
     assert converted == convertible, {n: left[n]["reason"] for n in convertible - converted}
@@ -219,9 +219,8 @@ def test_debian_7_3_conversion_compiles(kernel_tree):
     failed = [(r.object, r.reason) for r in results if r.status == "failed"]
     assert not failed
     # The README's figures: a change in them is a change of the README too.
-    assert len(scan["handlers"]) == 102 and len(converted) == 36
-    assert collections.Counter(h["class"] for h in scan["handlers"]
-                               if h["handler"] in converted) == {"fields": 23, "action": 13}
+    assert len(scan["handlers"]) == 102 and len(details) == len(converted) == 36
+    assert collections.Counter(d["klass"] for d in details) == {"fields": 23, "action": 13}
     assert dict(counts) == {"passed": 23, "skipped": 3}
     assert unchecked == ["arch/powerpc/kvm/book3s_64_vio.c",
                          "arch/powerpc/platforms/cell/spufs/file.c",
@@ -288,9 +287,10 @@ def test_long_rewritten_calls_are_wrapped_and_needless_braces_dropped():
 
     split = ("\tvma_desc_set_flags(desc,\n\t\t\t   VMA_IO_BIT, VMA_PFNMAP_BIT, VMA_DONTCOPY_BIT, "
              "VMA_DONTEXPAND_BIT, VMA_DONTDUMP_BIT);")
+    # Within 80 columns, continued under the open parenthesis (privcmd's list).
     assert wrap_long_calls(split) == (
-        "\tvma_desc_set_flags(desc, VMA_IO_BIT, VMA_PFNMAP_BIT, VMA_DONTCOPY_BIT, "
-        "VMA_DONTEXPAND_BIT,\n\t\t\t   VMA_DONTDUMP_BIT);")
+        "\tvma_desc_set_flags(desc, VMA_IO_BIT, VMA_PFNMAP_BIT, VMA_DONTCOPY_BIT,\n"
+        "\t\t\t   VMA_DONTEXPAND_BIT, VMA_DONTDUMP_BIT);")
     braces = "\tif (!vma_desc_test_all(desc, VMA_SHARED_BIT)) {\n\t\treturn -EINVAL;\n\t}"
     assert drop_needless_braces(braces) == (
         "\tif (!vma_desc_test_all(desc, VMA_SHARED_BIT))\n\t\treturn -EINVAL;")

@@ -221,3 +221,35 @@ def test_the_api_owners_see_the_cover_letter_and_fs_patches_reach_the_vfs_list(s
     for p in patches:
         if any(f.startswith("fs/") for f in changed_files([p])):
             assert "linux-fsdevel@vger.kernel.org" in _headers(p), p.name
+
+
+def test_the_cover_letters_rule_touches_only_what_the_series_does(series73, tmp_path):
+    """Plain spatch with the semantic patch the cover letter shows, over
+    every file that names a converted handler (static handlers share names
+    across drivers: two afu_mmap()), changes no file the series leaves."""
+    tree, _, patches = series73
+    cover = next(patches[0].parent.glob("0000-*.patch")).read_text()
+    block = cover.split("    // ---- convert ----\n", 1)[1]
+    rule = []
+    for ln in block.splitlines():
+        if ln and not ln.startswith("    "):
+            break
+        rule.append(ln[4:])
+    (tmp_path / "convert.cocci").write_text("\n".join(rule) + "\n")
+    names = re.search(r'^identifier fn =~ "\^\((.*)\)\$";$', "\n".join(rule),
+                      flags=re.MULTILINE).group(1).split("|")
+    candidates = git(tree, "grep", "-l", "-w", *[a for n in names for a in ("-e", n)], "base",
+                     "--", "*.c", "*.h").split()
+    files = sorted({c.split(":", 1)[1] for c in candidates})
+    farm = tmp_path / "farm"
+    for f in files:
+        (farm / f).parent.mkdir(parents=True, exist_ok=True)
+        (farm / f).symlink_to(tree / f)
+    r = subprocess.run(["spatch", "--very-quiet", "--no-includes", "--include-headers",
+                        "--cocci-file", str(tmp_path / "convert.cocci"), "--dir", str(farm)],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    touched = {ln.split()[1].removeprefix(str(farm) + "/").removeprefix("b/")
+               for ln in r.stdout.splitlines() if ln.startswith("+++ ")}
+    assert "drivers/misc/ocxl/file.c" in files          # the other afu_mmap()
+    assert touched and touched <= set(changed_files(patches)), touched - set(changed_files(patches))

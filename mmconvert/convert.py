@@ -251,7 +251,9 @@ def wrap_long_calls(text: str, limit: int = 80) -> str:
 def drop_lone_call_parens(text: str) -> str:
     """`(vma->vm_flags & VM_READ) && x` became `(vma_desc_test(...)) && x`:
     a call needs no parentheses of its own."""
-    return re.sub(r"(?<=[(!\s])\((vma_desc_\w+\([^()]*\))\)(?=\s*(?:&&|\|\||\)))", r"\1", text)
+    return re.sub(r"(?<=[(!\s,=+\-*/<>&|?:])(?<!\bif )(?<!\bwhile )(?<!\bswitch )"
+                  r"\((vma_desc_\w+\([^()]*\))\)"
+                  r"(?=\s*(?:[-+*/<>=!&|?:;,)\]]|$))", r"\1", text, flags=re.MULTILINE)
 
 
 def _cols(s: str) -> int:

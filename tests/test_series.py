@@ -279,7 +279,7 @@ def test_a_body_tells_the_reviewer_what_happened_to_each_handler(sample_tree, tm
     char = " ".join(res.patches[2].read_text().split())
     assert ("remap_pfn_range() call becomes mmap_action_remap_full(): the core maps the range "
             "once the VMA exists") in char
-    assert "a failure needs no unwinding" in char
+    assert "an error it returns needs no unwinding" in char
     assert headers(res.patches[4])["Subject"].endswith(
         "samplefs: convert samplefs_file_mmap() to .mmap_proto")
     lib = " ".join(res.patches[1].read_text().split())
@@ -292,7 +292,8 @@ def test_the_cover_letter_has_the_census_skips_and_semantic_patches(sample_tree,
     h = headers(res.cover_letter)
     assert h["Subject"] == "[PATCH 0/5] mm: move .mmap handlers to .mmap_proto"
     flat = " ".join(cover.split())
-    assert "4 handlers move to .mmap_proto here; 1 stays on .mmap (1 needs the VMA itself)." \
+    assert "4 handlers move to .mmap_proto here; 1 stays on .mmap (1 that mmconvert cannot " \
+        "convert mechanically)." \
         in flat
     assert "Merge plan: patches 1-2 (ipc, mm) must go in before the conversions; the " \
         "conversions do not depend on each other" in flat

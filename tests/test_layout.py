@@ -1,0 +1,51 @@
+"""How converted code is laid out: the kernel-style clean-ups applied to
+what spatch prints, each on the cases a reviewer flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmconvert.convert import drop_lone_call_parens, realign_initialisers, wrap_long_lines
+
+
+@pytest.mark.parametrize("before,after", [
+    ("\tif ((vma_desc_test(desc, VMA_READ_BIT)) && x)", "\tif (vma_desc_test(desc, VMA_READ_BIT) && x)"),
+    ("\tsz = (vma_desc_size(desc));", "\tsz = vma_desc_size(desc);"),
+    ("\tx = f((vma_desc_size(desc)) >> PAGE_SHIFT);", "\tx = f(vma_desc_size(desc) >> PAGE_SHIFT);"),
+    ("\tif (!(vma_desc_test(desc, A)))", "\tif (!vma_desc_test(desc, A))"),
+    # the parentheses of a call, an if or a while stay
+    ("\tfoo(vma_desc_size(desc));", "\tfoo(vma_desc_size(desc));"),
+    ("\tif (vma_desc_test(desc, A))", "\tif (vma_desc_test(desc, A))"),
+    ("\twhile (vma_desc_test(desc, A))", "\twhile (vma_desc_test(desc, A))"),
+])
+def test_a_call_keeps_no_parentheses_of_its_own(before, after):
+    assert drop_lone_call_parens(before) == after
+
+
+@pytest.mark.parametrize("table,want", [
+    # single space before '='
+    ("\t.owner = THIS_MODULE,\n\t.mmap_prepare = x_mmap_prepare,\n};", "\t.mmap_prepare = x"),
+    # tab columns: '=' where the others have it when the name fits, else one tab
+    ("\t.owner\t\t\t= THIS_MODULE,\n\t.mmap_prepare = x_mmap_prepare,\n};", "\t.mmap_prepare\t\t= x"),
+    ("\t.read\t= r,\n\t.mmap_prepare = x_mmap_prepare,\n};", "\t.mmap_prepare\t= x"),
+    # tab after '=' as well
+    ("\t.owner\t\t=\tTHIS_MODULE,\n\t.mmap_prepare = x_mmap_prepare,\n};", "\t.mmap_prepare\t=\tx"),
+    # padded with spaces
+    ("\t.owner          = THIS_MODULE,\n\t.mmap_prepare = x_mmap_prepare,\n};",
+     "\t.mmap_prepare   = x"),
+])
+def test_an_initialiser_keeps_its_tables_layout(table, want):
+    text = "static const struct file_operations x_fops = {\n" + table
+    assert want + "_mmap_prepare," in realign_initialisers(text, "mmap_prepare").split("\n")
+
+
+def test_a_line_made_too_long_is_wrapped_as_kernel_code_wraps():
+    original = "\tif (vma->vm_pgoff + vma_pages(vma) > lpc_ctrl->mem_size >> PAGE_SHIFT)"
+    new = "\tif (desc->pgoff + vma_desc_pages(desc) > lpc_ctrl->mem_size >> PAGE_SHIFT)"
+    assert wrap_long_lines(new, original) == (
+        "\tif (desc->pgoff + vma_desc_pages(desc) >\n\t    lpc_ctrl->mem_size >> PAGE_SHIFT)")
+    cond = ("\t    (vma_desc_test(desc, VMA_EXEC_BIT) || !vma_desc_test(desc, VMA_SHARED_BIT)))")
+    assert wrap_long_lines(cond, "") == ("\t    (vma_desc_test(desc, VMA_EXEC_BIT) ||\n"
+                                         "\t     !vma_desc_test(desc, VMA_SHARED_BIT)))")
+    # A line that was already that long is the author's choice.
+    assert wrap_long_lines(new, new) == new

@@ -205,16 +205,35 @@ def census(changes: list[Change], skipped: list[Handler]) -> dict:
     }
 
 
+def _build_each(tmp: Path, gt: GitTree, base: str, jobs: int | None) -> dict:
+    """What the cover letter says of testing: every touched object built
+    after each patch (verify --build), on a worktree of the user's repo."""
+    from .verify import verify
+
+    rep = verify(tmp, gt.path, base=base, build=True, jobs=jobs)
+    objs = [o for p in rep.patches for o in p.objects]
+    failed = [o for o in objs if o.status == "failed"]
+    if failed or not rep.passed:
+        log.warning("series: the build check failed (%s); the cover letter says so",
+                    ", ".join(o.object for o in failed) or "see mmconvert verify")
+    return {"passed": sorted({o.object for o in objs if o.status == "passed"}),
+            "failed": sorted({(o.object, o.reason) for o in failed}),
+            "skipped": sorted({(o.object, o.reason) for o in objs if o.status == "skipped"}),
+            "applied": all(p.apply == "applied" for p in rep.patches),
+            "arch": "x86_64 allmodconfig"}
+
+
 def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: list[Handler],
                  warnings: list[FileWarning], cocci: list[tuple[str, str]],
-                 base: str, listed: list = ()) -> tuple[str, str]:
+                 base: str, listed: list = (), testing: dict | None = None
+                 ) -> tuple[str, str]:
     """(subject, blurb) of the cover letter."""
     env = prose.env()
     ctx = _context(api)
     ctx.update(patches=patches, census=counts,
                skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),
                warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
-               cocci=cocci, base=base, listed=list(listed),
+               cocci=cocci, base=base, listed=list(listed), testing=testing,
                prefixes=sorted({p.prefix for p in patches if p.prefix}),
                touches_mm=any(f.startswith("mm/") for p in patches for f in p.files))
     subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())
@@ -367,7 +386,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
           branch: str | None = None, signoff: bool = False, reroll: int = 1,
           only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
           timeout: int | None = None, cache=None, progress=None,
-          planner=None, reuse: bool = True) -> SeriesResult:
+          planner=None, reuse: bool = True, build_check: bool = False) -> SeriesResult:
     """Make the series.  `planner(wt, api, after_forwarders)` replaces the
     planning stages (tests give it changes made from real diffs).  With
     `reuse`, an identical earlier series and cached spatch results are used."""
@@ -389,7 +408,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         cache = None
     records = SeriesCache(gt) if reuse and planner is None else None
     key = SeriesCache.key(base=base_sha, api=api, signoff=signoff, ident=ident, reroll=reroll,
-                          only=sorted(only)) if records else ""
+                          only=sorted(only), build=build_check) if records else ""
     entry = records.get(key) if records else None
     if entry is not None:
         name, existed, previous = _branch_for(gt, entry.generation, base_sha, branch, reroll,
@@ -458,8 +477,9 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 if any(x.startswith("fs/") for x in p.files):
                     p.cc = _union([p.cc, vfs_lists], exclude=p.to)
                 _add_headers(f, p.to, p.cc)
+            testing = _build_each(tmp, gt, base_sha, jobs) if build_check else None
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
-                                          base_sha, listed)
+                                          base_sha, listed, testing)
             _fill_cover(cover, subject, blurb, files[0])
             to = _union([p.to for p in patches])
             _add_headers(cover, to, _union([*(p.cc for p in patches), api_people], exclude=to))
@@ -581,6 +601,8 @@ _Signoff = typer.Option(False, "--signoff", help="add your own Signed-off-by")
 _Reroll = typer.Option(1, "-v", "--reroll-count", help="version N of the series")
 _Only = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
 _Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
+_Build = typer.Option(False, "--build", help="build every touched object after each patch "
+                      "(as verify --build does) and say so in the cover letter")
 _NoCache = typer.Option(False, "--no-cache", help="plan from scratch: no cached spatch results, "
                         "no reuse of an identical earlier series")
 
@@ -589,13 +611,14 @@ def series_command(tree: Path = _Tree, out: str = _Out, api: str = _Api, base: s
                    branch: str | None = _Branch, signoff: bool = _Signoff,
                    reroll: int = _Reroll, only: list[str] | None = _Only,
                    force: bool = _Force, jobs: int | None = JobsOpt, timeout: int = TimeoutOpt,
-                   no_cache: bool = _NoCache):
+                   no_cache: bool = _NoCache, build_check: bool = _Build):
     """Write the conversion as a git format-patch series, one patch per subsystem."""
     from .ui import progress, run
 
     res = run(lambda: build(tree, out, api=api, base=base, branch=branch, signoff=signoff,
                             reroll=reroll, only=tuple(only or ()), force=force, jobs=jobs,
-                            timeout=timeout, progress=progress, reuse=not no_cache))
+                            timeout=timeout, progress=progress, reuse=not no_cache,
+                            build_check=build_check))
     c = res.census
     skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
     print(f"{len(res.patches)} patches on branch {res.branch} "

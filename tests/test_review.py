@@ -18,7 +18,7 @@ pytestmark = pytest.mark.realtree
 def series73(cached_kernel, tmp_path_factory):
     tree = clone_kernel(cached_kernel("7.3"), tmp_path_factory.mktemp("review") / "linux-7.3")
     out = tree.parent / "series"
-    r = run_mmconvert("series", tree, "-o", out)
+    r = run_mmconvert("series", tree, "-o", out, "--build")
     assert r.returncode == 0, r.stderr
     branch = r.stdout.split(" on branch ", 1)[1].split()[0]
     patches = sorted(p for p in out.glob("*.patch") if not p.name.startswith("0000-"))
@@ -254,3 +254,18 @@ def test_the_cover_letters_rule_touches_only_what_the_series_does(series73, tmp_
                for ln in r.stdout.splitlines() if ln.startswith("+++ ")}
     assert "drivers/misc/ocxl/file.c" in files          # the other afu_mmap()
     assert touched and touched <= set(changed_files(patches)), touched - set(changed_files(patches))
+
+
+def test_the_cover_letter_says_what_was_built_and_what_was_not(series73):
+    _, _, patches = series73
+    cover = " ".join(next(patches[0].parent.glob("0000-*.patch")).read_text().split())
+    testing = cover.split("Testing: ", 1)[1].split(" handlers move to", 1)[0]
+    assert testing.startswith("every patch applied in turn to the base, and after each one the "
+                              "objects it touches were built (x86_64 allmodconfig): ")
+    assert "without errors" in testing and "did NOT build" not in testing
+    built = int(re.search(r"(\d+) objects built", testing).group(1))
+    skipped = re.findall(r"([\w/.-]+\.[co]) \(", testing.split("Not build-checked: ", 1)[1])
+    sources = {f for f in changed_files(patches) if f.endswith(".c")}
+    assert built + len(skipped) == len(sources)
+    assert {s.removesuffix(".o").removesuffix(".c") for s in skipped} <= \
+        {s.removesuffix(".c") for s in sources}

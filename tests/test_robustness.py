@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ CONVERTED = {"fieldsdev_mmap", "nofile_mmap", "ifdefdev_mmap", "sharedfb_mmap",
              "samplefs_file_mmap", "generic_file_readonly_mmap"}
 BROKEN = "drivers/char/brokendev.c"
 HUGE = "drivers/char/hugedev.c"
+SLOW = "drivers/char/slowdev.c"
 
 
 # -- helpers ----------------------------------------------------------------
@@ -60,6 +62,71 @@ def huge_file(functions: int = 6000) -> str:
             "static const struct file_operations hugedev_fops = {",
             "\t.mmap\t\t= hugedev_mmap,", "};", ""]
     return "\n".join(out)
+
+
+def slow_file() -> str:
+    """A small, correct, field-only handler: slow only under slow_spatch()."""
+    return ("#include <linux/fs.h>\n#include <linux/mm.h>\n\n"
+            "static int slowdev_mmap(struct file *file, struct vm_area_struct *vma)\n{\n"
+            "\tif (vma->vm_pgoff)\n\t\treturn -EINVAL;\n"
+            "\tvma->vm_private_data = file->private_data;\n\treturn 0;\n}\n\n"
+            "static const struct file_operations slowdev_fops = {\n"
+            "\t.mmap\t\t= slowdev_mmap,\n};\n")
+
+
+# Put first in a pass's rule: on SLOW, spin until spatch's own --timeout
+# timer fires.  That timer counts the CPU time spatch spends on the file
+# (ITIMER_VIRTUAL, SIGVTALRM), so sleeping would never trip it; the signal
+# is held while spinning and handed to spatch's handler at the end, so the
+# spin lasts exactly the timeout however fast or busy the machine is, and
+# spatch gives up on the file before any of mmconvert's rules has matched.
+# A run without a short timeout (at most 10 s) is not slowed.
+SPIN_RULE = r"""
+@mmconvert_test_slow@
+position p;
+@@
+slowdev_mmap@p(...) { ... }
+
+@script:python depends on mmconvert_test_slow@
+p << mmconvert_test_slow.p;
+@@
+import signal
+import time
+if (p[0].file.endswith("/drivers/char/slowdev.c")
+        and 0 < signal.getitimer(signal.ITIMER_VIRTUAL)[0] <= 10):
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGVTALRM])
+    end = time.process_time() + 30
+    while signal.SIGVTALRM not in signal.sigpending() and time.process_time() < end:
+        pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGVTALRM])
+
+"""
+
+
+def slow_spatch(tmp_path: Path, only: str = "") -> Path:
+    """The real spatch (for MMCONVERT_SPATCH), made to time out on SLOW in
+    every pass that reads it, or only in the passes whose rendered rule
+    contains `only` ("find_fops.cocci.j2": the scan's first pass;
+    "convert.cocci.j2": the conversion).  Other runs go to spatch as they are."""
+    wrapper = tmp_path / "spatch-slow"
+    wrapper.write_text(f"""#!{sys.executable}
+import os
+import sys
+
+real = {shutil.which("spatch")!r}
+args = sys.argv[1:]
+if "--cocci-file" in args and "--dir" in args:
+    i = args.index("--cocci-file") + 1
+    rule = open(args[i]).read()
+    if os.path.exists(os.path.join(args[args.index("--dir") + 1], {SLOW!r})) and {only!r} in rule:
+        first = rule.find("\\n@") + 1
+        with open(args[i] + ".slow", "w") as f:
+            f.write(rule[:first] + {SPIN_RULE!r} + rule[first:])
+        args[i] += ".slow"
+os.execv(real, [real, *args])
+""")
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 def one_line(r: subprocess.CompletedProcess) -> str:
@@ -194,32 +261,46 @@ def test_a_file_spatch_cannot_parse_is_named_and_the_rest_is_converted(sample_tr
     assert BROKEN not in changed and "drivers/char/fieldsdev.c" in changed
 
 
+@pytest.mark.parametrize("where", ["entries", "conversion"])
 def test_a_file_spatch_times_out_on_is_named_with_the_timeout_and_the_rest_converted(
-        sample_tree, tmp_path):
-    add_file(sample_tree, HUGE, huge_file())
+        sample_tree, tmp_path, monkeypatch, where):
+    """spatch's own --timeout, hit on one file in the scan's first pass (the
+    file is not processed: a warning) or in the conversion (its handler is
+    skipped); either way it is named, never converted, and the rest is."""
+    add_file(sample_tree, SLOW, slow_file())
+    only = {"entries": "find_fops.cocci.j2", "conversion": "convert.cocci.j2"}[where]
+    monkeypatch.setenv("MMCONVERT_SPATCH", str(slow_spatch(tmp_path, only)))
     head = git(sample_tree, "rev-parse", "HEAD")
     # A result cached by a run with a longer timeout would rightly be used.
     r = run_mmconvert("convert", sample_tree, "--timeout", "1", cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
     warn = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("warning")]
-    assert [w.split()[1] for w in warn] == [f"{HUGE}:"], r.stdout
-    assert "timeout" in warn[0] and "Timeout" in warn[0]
+    if where == "entries":
+        assert [w.split()[1] for w in warn] == [f"{SLOW}:"], r.stdout
+        named = warn[0]
+        assert "timeout" in named and "Timeout" in named
+        assert "slowdev_mmap" not in out
+    else:
+        assert warn == [], r.stdout
+        named = next(ln for ln in r.stdout.splitlines() if "slowdev_mmap" in ln)
+        assert named.split()[:3] == ["skipped", "slowdev_mmap", "[unclear]"], named
+        assert f" {SLOW}:" in named and f"spatch timed out on {SLOW}" in named
     # The detail names the file as in the tree, not spatch's scratch copy.
-    assert "/tmp" not in warn[0] and "mmconvert-spatch" not in warn[0]
+    assert "/tmp" not in named and "mmconvert-spatch" not in named
     for name in CONVERTED:
-        assert f"converted {name} -> " in " ".join(r.stdout.split()), name
-    # The timeout may hit any pass (parsing is not timed, so a pass can end
-    # just under the limit): the handler is then listed as skipped, never
-    # converted, and its file is left as it was.
-    assert "converted hugedev_mmap" not in " ".join(r.stdout.split())
+        assert f"converted {name} -> " in out, name
+    assert "converted slowdev_mmap" not in out
     assert git(sample_tree, "rev-parse", "HEAD") == head
     changed = git(sample_tree, "status", "--porcelain").split()
-    assert HUGE not in changed and "drivers/char/fieldsdev.c" in changed
+    assert SLOW not in changed and "drivers/char/fieldsdev.c" in changed
 
 
-def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tree, tmp_path):
+def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tree, tmp_path,
+                                                                      monkeypatch):
     add_file(sample_tree, BROKEN, broken_file())
-    add_file(sample_tree, HUGE, huge_file())
+    add_file(sample_tree, SLOW, slow_file())
+    monkeypatch.setenv("MMCONVERT_SPATCH", str(slow_spatch(tmp_path)))
     before = tree_state(sample_tree)
     md = tmp_path / "report.md"
     r = run_mmconvert("report", sample_tree, "--markdown", md, "--timeout", "1",
@@ -227,7 +308,7 @@ def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tre
     assert r.returncode == 0, r.stderr
     section = md.read_text().split("## Not processed", 1)[1]
     assert f"`{BROKEN}`: parse" in section
-    assert f"`{HUGE}`: timeout" in section
+    assert f"`{SLOW}`: timeout" in section
     assert tree_state(sample_tree) == before
 
     r = run_mmconvert("series", sample_tree, "-o", tmp_path / "out", "--timeout", "1",
@@ -235,7 +316,7 @@ def test_the_report_and_the_cover_letter_list_the_files_not_processed(sample_tre
     assert r.returncode == 0, r.stderr
     cover = (tmp_path / "out" / "0000-cover-letter.patch").read_text()
     listed = cover.split("could not process", 1)[1].split("\n\n", 1)[0]
-    assert f"{BROKEN}: parse" in listed and f"{HUGE}: timeout" in listed
+    assert f"{BROKEN}: parse" in listed and f"{SLOW}: timeout" in listed
     assert "mmconvert-spatch" not in cover
     after = tree_state(sample_tree)
     assert after[:2] == before[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import subprocess
 
 import pytest
@@ -51,6 +52,19 @@ def test_scan_classifies_every_sample_case(sample_tree):
                                                    "drivers/video/sharedfb/alt.c"}
     kinds = {r["kind"] for r in shared["references"]}
     assert {"prototype", "export", "kernel-doc"} <= kinds
+
+
+def test_scan_json_has_the_fields_the_readme_documents(sample_tree):
+    """The names a script reading `scan --json` relies on, exactly."""
+    inv = scan_json(sample_tree)
+    assert set(inv) == {"tree", "api", "handlers", "entries", "warnings", "forwarders"}
+    assert inv["handlers"] and inv["entries"] and inv["forwarders"]
+    for h in inv["handlers"]:
+        assert set(h) == {"handler", "class", "reason", "definitions", "fops", "references",
+                          "linkage", "notes"}, h
+        assert set(h["reason"]) == {"file", "line", "expression"}
+    assert {h["class"] for h in inv["handlers"]} <= {
+        "fields", "action", "library", "forwarder", "needs-vma", "unclear"}
 
 
 def test_other_ops_tables_never_appear(sample_tree):
@@ -189,29 +203,181 @@ def test_api_on_debian_trees(cached_kernel):
     assert r.returncode == 2 and "no new hook" in r.stderr and "--api" in r.stderr
 
 
+# Ops tables other than struct file_operations that set .mmap in both trees:
+# dma-buf exporters, vb2 memory allocators, sysfs's kernfs_ops, V4L2 and
+# socket fops, bin_attribute.  (uio_info's .mmap is set at run time there,
+# never in an initialiser.)
+OTHER_TABLES = {"dma_buf_ops", "vb2_mem_ops", "kernfs_ops", "v4l2_file_operations",
+                "proto_ops", "bin_attribute"}
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_OPENER = re.compile(r"(?:\bstruct\s+(\w+)\b[^;{}()=]*=|\(\s*(?:const\s+)?struct\s+(\w+)\s*\))\s*$")
+_INNER = re.compile(r"(?:[{,]|(?:\[[^]]*\]|\.\w+)\s*=)\s*$")
+
+
+def _initialiser_type(text: str, pos: int) -> str | None:
+    """The struct type of the initialiser around offset `pos` of C text
+    without comments (`struct X name = {`, `struct X name[] = { {`,
+    `(struct X){`), or None outside one."""
+    depth = 0
+    for i in range(pos - 1, -1, -1):
+        c = text[i]
+        if c == "}":
+            depth += 1
+        elif c == ";" and not depth:
+            return None
+        elif c == "{":
+            if depth:
+                depth -= 1
+                continue
+            before = text[max(0, i - 400):i]
+            m = _OPENER.search(before)
+            if m:
+                return m.group(1) or m.group(2)
+            if not _INNER.search(before):      # a function body or a block
+                return None
+    return None
+
+
+class Source:
+    """The tree's C files, read as the compiler's tokens see them."""
+
+    def __init__(self, tree):
+        self.tree = tree
+        self._texts: dict[str, str] = {}
+
+    def text(self, f: str) -> str:
+        if f not in self._texts:
+            raw = (self.tree / f).read_text(errors="replace")
+            self._texts[f] = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), raw)
+        return self._texts[f]
+
+    def line(self, f: str, n: int) -> tuple[int, str]:
+        lines = self.text(f).splitlines(keepends=True)
+        return sum(map(len, lines[:n - 1])), lines[n - 1]
+
+    def type_at(self, f: str, n: int, word: str) -> str | None:
+        start, line = self.line(f, n)
+        col = line.find(word) if word else len(line) - len(line.lstrip())
+        return None if col < 0 else _initialiser_type(self.text(f), start + col)
+
+    def in_define(self, f: str, n: int) -> bool:
+        lines = self.text(f).splitlines()
+        return lines[n - 1].rstrip().endswith("\\") or lines[n - 2].rstrip().endswith("\\")
+
+
+def mmap_initialisers(tree, src: Source) -> dict[tuple[str, int], str | None]:
+    """Every `.mmap =` line of the tree's C, with the struct type of the
+    initialiser it is in."""
+    hits = git(tree, "grep", "-n", "-E", r"\.mmap\s*=", "--", "*.c", "*.h").splitlines()
+    found = {}
+    for hit in hits:
+        f, n, _ = hit.split(":", 2)
+        if src.line(f, int(n))[1].find(".mmap") >= 0:     # not in a comment
+            found[(f, int(n))] = src.type_at(f, int(n), ".mmap")
+    return found
+
+
+def macro_body(tree, src: Source, name: str) -> str:
+    """The text of `#define name`, continuation lines included."""
+    for hit in git(tree, "grep", "-n", "-w", "-F", name, "--", "*.h", "*.c").splitlines():
+        f, n, text = hit.split(":", 2)
+        if re.match(rf"\s*#\s*define\s+{name}\b", text):
+            lines = src.text(f).splitlines()[int(n) - 1:]
+            end = next(i for i, ln in enumerate(lines) if not ln.rstrip().endswith("\\"))
+            return "\n".join(lines[:end + 1])
+    return ""
+
+
+def files_given_to_spatch(tree, api: str, monkeypatch) -> dict[str, int]:
+    """How many files each spatch pass of a scan is given (the scan run
+    in-process, with the result cache the command uses)."""
+    from mmconvert import spatch
+    from mmconvert.inventory import scan
+    from mmconvert.tree import open_tree, resolve
+
+    given: dict[str, int] = {}
+    real = spatch.run
+
+    def counting(root, cocci, files, **kw):
+        given[kw["label"]] = len(files)
+        return real(root, cocci, files, **kw)
+    monkeypatch.setattr(spatch, "run", counting)
+    scan(open_tree(tree), resolve(tree, api), timeout=spatch.DEFAULT_TIMEOUT,
+         cache=spatch.Cache(), progress=None)
+    return given
+
+
 @pytest.mark.realtree
-@pytest.mark.parametrize("version,entries,literal,macro,nulls,names", [
-    ("7.3", 205, 120, 85, 4, 102),
-    ("6.12", 250, 176, 74, 4, 136),
+@pytest.mark.parametrize("version,entries,literal,macro,nulls,handlers,names,classes,reads", [
+    ("7.3", 205, 120, 85, 4, 102, 101,
+     {"fields": 21, "action": 12, "library": 0, "forwarder": 4, "needs-vma": 65, "unclear": 0},
+     (458, 120, 80, 127, 174, 61)),
+    ("6.12", 250, 176, 74, 4, 136, 133,
+     {"fields": 39, "action": 0, "library": 7, "forwarder": 4, "needs-vma": 86, "unclear": 0},
+     (492, 168, 70, 172, 233, 71)),
 ])
-def test_scan_counts_on_debian_trees(cached_kernel, version, entries, literal, macro, nulls,
-                                     names):
-    args = ("--api", "proto") if version == "6.12" else ()
-    inv = scan_json(cached_kernel(version), *args)
+def test_scan_counts_on_debian_trees(cached_kernel, monkeypatch, version, entries, literal,
+                                     macro, nulls, handlers, names, classes, reads):
+    """The figures the README gives for each tree (6.12 with --api proto),
+    in "scan" and in "Speed" (what spatch is given to read)."""
+    tree = cached_kernel(version)
+    api = "proto" if version == "6.12" else "auto"
+    inv = scan_json(tree, "--api", api)
     es = inv["entries"]
     assert len(es) == entries
     assert sum(e["form"] != "macro" for e in es) == literal
     assert sum(e["form"] == "macro" for e in es) == macro
     assert sum(e["handler"] is None for e in es) == nulls
-    # Distinct handlers: two static functions that share a name in two
-    # files (afu_mmap) are two handlers.
-    assert len(inv["handlers"]) == names
-    assert len({(h["handler"], h["reason"]["file"]) for h in inv["handlers"]}) == names
-    # No other ops table: every entry sits in a struct file_operations.
-    assert not any(e["handler"] in ("dma_buf_mmap_internal_x",) for e in es)
-    classes = collections.Counter(h["class"] for h in inv["handlers"])
-    print(f"\n{version}: {dict(classes)}; warnings: {len(inv['warnings'])}")
-    assert classes["needs-vma"] > 0 and classes["fields"] > 0
+    # Distinct handlers: static functions that share a name in several
+    # files (afu_mmap: two on 7.3, four on 6.12) are several handlers.
+    assert len(inv["handlers"]) == handlers
+    assert len({(h["handler"], h["reason"]["file"]) for h in inv["handlers"]}) == handlers
+    assert len({h["handler"] for h in inv["handlers"]}) == names
+    assert len({e["handler"] for e in es} - {None}) == names
+    got = collections.Counter(h["class"] for h in inv["handlers"])
+    print(f"\n{version}: {dict(got)}; warnings: {len(inv['warnings'])}")
+    assert {k: got[k] for k in classes} == classes and sum(classes.values()) == handlers
+    assert inv["warnings"] == []
     # Every handler has a reason that points into the tree.
     for h in inv["handlers"]:
         assert h["reason"]["file"] and h["reason"]["line"] > 0, h["handler"]
+
+    # No other ops table: the tree's other initialisers that set .mmap are
+    # found, and not one of their lines is an entry ...
+    src = Source(tree)
+    inits = mmap_initialisers(tree, src)
+    others = {at: t for at, t in inits.items() if t not in (None, "file_operations")}
+    assert OTHER_TABLES <= set(others.values())
+    listed = {(e["file"], e["line"]) for e in es}
+    assert sorted((at, others[at]) for at in listed if at in others) == []
+    # ... while every struct file_operations line outside a #define is one,
+    assert {(e["file"], e["line"]) for e in es if e["form"] != "macro"} == {
+        at for at, t in inits.items() if t == "file_operations" and not src.in_define(*at)}
+    # and every macro entry is a field macro inside a struct file_operations
+    # or a macro whose definition declares one.
+    declares = {m: bool(re.search(r"\bstruct\s+file_operations\b", macro_body(tree, src, m)))
+                for m in {e["macro"] for e in es if e["form"] == "macro"}}
+    one_line = collections.Counter()
+    for e in es:
+        if e["form"] == "macro":
+            at = src.type_at(e["file"], e["line"], "")
+            assert at == "file_operations" or at is None and declares[e["macro"]], e
+            one_line[e["file"]] += at is None
+    one_line_only = {f for f, n in one_line.items()
+                     if n == sum(e["file"] == f for e in es)}
+
+    # What spatch reads: the `.mmap =` files that name struct
+    # file_operations (and the files of field macros) in the entries pass,
+    # not the files whose only fops is a one-line DEFINE_*_FOPS(name); then
+    # only the files the entries pass has not read that name a handler.
+    from mmconvert import inventory
+    from mmconvert.gitrepo import GitTree
+
+    mmap_files = set(git(tree, "grep", "-l", "-E", r"\.mmap\s*=", "--", "*.c", "*.h").split())
+    typed = set(git(tree, "grep", "-l", "-w", "-F", "file_operations", "--",
+                    *sorted(mmap_files)).split())
+    naming = {f for f, _, _ in inventory.grep_names(GitTree(tree), sorted(
+        {e["handler"] for e in es} - {None}))}
+    given = files_given_to_spatch(tree, api, monkeypatch)
+    assert (len(mmap_files), len(typed), len(one_line_only), given["inventory: entries"],
+            len(naming), given["inventory: handlers"]) == reads

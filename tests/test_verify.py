@@ -196,7 +196,7 @@ def test_inconsistent_hunk_counts_are_reported_by_the_reader(sample_series):
     p.write_text(re.sub(r"@@ -(\d+),7 \+(\d+),7 @@", r"@@ -\1,9 +\2,9 @@", p.read_text(), count=1))
     r = run_mmconvert("verify", series, "--tree", tree)
     assert r.returncode == 1
-    assert "format: malformed diff" in r.stdout or "line counts do not match" in r.stdout
+    assert "format: malformed diff: Hunk is shorter than expected" in r.stdout, r.stdout
 
 
 def test_numbering_gaps_and_a_missing_cover_letter_are_reported(sample_series):

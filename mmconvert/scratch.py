@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import signals
+
 OWNER = ".mmconvert-owner"
 PREFIX = "mmconvert-"
 TRASH = "-trash"     # a worktree's directory being deleted in the background
@@ -43,11 +45,13 @@ def mkdtemp(prefix: str, dir: Path | str | None = None) -> Path:
 @contextlib.contextmanager
 def directory(prefix: str, dir: Path | str | None = None):
     """A marked scratch directory, removed on every exit path."""
-    path = mkdtemp(prefix, dir)
+    with signals.shield():
+        path = mkdtemp(prefix, dir)
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        with signals.shield():   # a Ctrl-C must not leave half of it
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def owner_alive(path: Path) -> bool | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import typer
 
-from . import __version__, pipeline, prose, scratch
+from . import __version__, pipeline, prose, reroll as rr, scratch
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
@@ -133,7 +133,8 @@ def group(changes: list[Change], maint: Maintainers) -> list[Patch]:
 
 def wrap(text: str, width: int = WRAP) -> str:
     """Reflow prose paragraphs to `width`; bullets get a hanging indent and
-    indented lines (code, semantic patches, lists of names) stay as they are."""
+    indented lines (code, semantic patches, lists of names), `---` and
+    b4's "- Link to" lines stay as they are."""
     out: list[str] = []
     para: list[str] = []
 
@@ -153,7 +154,7 @@ def wrap(text: str, width: int = WRAP) -> str:
         if not line.strip():
             flush()
             out.append("")
-        elif line.startswith((" ", "\t")):
+        elif line.startswith((" ", "\t", "- Link to ")) or line == "---":
             flush()
             out.append(line.rstrip())
         elif line.startswith("- "):
@@ -276,13 +277,6 @@ def default_branch(generation: str, short_base: str, reroll: int) -> str:
     return name if reroll <= 1 else f"{name}-v{reroll}"
 
 
-def previous_branch(branch: str, reroll: int) -> str | None:
-    if reroll <= 1:
-        return None
-    stem = re.sub(r"-v\d+$", "", branch)
-    return stem if reroll == 2 else f"{stem}-v{reroll - 1}"
-
-
 def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
     """To:/Cc: into a format-patch file's header block."""
     text = path.read_text()
@@ -295,10 +289,13 @@ def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
         path.write_text(head + "\n" + "\n".join(lines) + sep + rest)
 
 
-def _fill_cover(path: Path, subject: str, blurb: str, date_from: Path) -> None:
+def _fill_cover(path: Path, subject: str, blurb: str, date_from: Path, change: str) -> None:
     """Subject and blurb into format-patch's cover letter, dated like the
-    patches (format-patch dates it now, which would differ on every run)."""
+    patches (format-patch dates it now, which would differ on every run),
+    and b4's change-id under base-commit."""
     text = path.read_text()
+    text = re.sub(r"^(base-commit: .*)$", lambda m: f"{m.group(1)}\nchange-id: {change}", text,
+                  count=1, flags=re.MULTILINE)
     date = re.search(r"^Date: .*$", date_from.read_text(), flags=re.MULTILINE)
     if date:
         text = re.sub(r"^Date: .*$", lambda _: date.group(0), text, count=1,
@@ -308,8 +305,8 @@ def _fill_cover(path: Path, subject: str, blurb: str, date_from: Path) -> None:
     path.write_text(text)
 
 
-def _format_patch(wt: GitTree, base: str, out: Path, reroll: int, previous: str | None,
-                  env: dict[str, str]) -> list[Path]:
+def _format_patch(wt: GitTree, base: str, out: Path, reroll: int,
+                  previous: rr.Previous | None, env: dict[str, str]) -> list[Path]:
     # A fixed abbreviation: git's default grows with the object count, so the
     # index lines would change when the repository is repacked.
     args = ["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "-c", "core.abbrev=12",
@@ -320,7 +317,7 @@ def _format_patch(wt: GitTree, base: str, out: Path, reroll: int, previous: str 
     if reroll > 1:
         args.append(f"-v{reroll}")
     if previous:
-        args.append(f"--range-diff={previous}")
+        args.append(f"--range-diff={previous.base}..{previous.tip}")
     args.append(f"{base}..HEAD")
     status, _, err = wt.run_rc(*args, env=env)
     if status != 0:
@@ -386,18 +383,25 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
           branch: str | None = None, signoff: bool = False, reroll: int = 1,
           only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
           timeout: int | None = None, cache=None, progress=None,
-          planner=None, reuse: bool = True, build_check: bool = False) -> SeriesResult:
+          planner=None, reuse: bool = True, build_check: bool = False,
+          previous_ref: str | None = None, previous_link: str | None = None) -> SeriesResult:
     """Make the series.  `planner(wt, api, after_forwarders)` replaces the
     planning stages (tests give it changes made from real diffs).  With
-    `reuse`, an identical earlier series and cached spatch results are used."""
+    `reuse`, an identical earlier series and cached spatch results are used.
+    From `reroll` 2 on, version N-1 is looked up (reroll.py; `previous_ref`
+    names it) for the range-diff, the changes and the carried trailers."""
     from . import spatch
     from .tree import open_tree, resolve
 
     gt = open_tree(tree)
     if reroll < 1:
         raise UsageError("-v must be 1 or more")
+    if (previous_ref or previous_link) and reroll < 2:
+        raise UsageError("--previous and --previous-link need -v 2 or more")
     out_dir = check_output_dir(gt, out_dir, force)
     base_sha = gt.resolve(base)
+    if previous_ref:
+        rr.check_ref(gt, previous_ref)
     ident = identity(gt)
     if signoff and ident is None:
         raise UsageError("--signoff needs your git identity (git config user.name and "
@@ -408,12 +412,13 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         cache = None
     records = SeriesCache(gt) if reuse and planner is None else None
     key = SeriesCache.key(base=base_sha, api=api, signoff=signoff, ident=ident, reroll=reroll,
-                          only=sorted(only), build=build_check) if records else ""
+                          only=sorted(only), build=build_check,
+                          link=previous_link) if records else ""
     entry = records.get(key) if records else None
     if entry is not None:
-        name, existed, previous = _branch_for(gt, entry.generation, base_sha, branch, reroll,
-                                              force)
-        if (gt.resolve(previous) if previous else None) == entry.previous:
+        name, existed = _branch_for(gt, entry.generation, base_sha, branch, reroll, force)
+        prev = _previous(gt, entry.generation, only, reroll, base_sha, previous_ref, quiet=True)
+        if (prev.identity if prev else None) == entry.previous:
             log.info("series: same inputs as an earlier run; reusing its commits %s",
                      gt.short(entry.head))
             tmp = _tmp_dir(out_dir)
@@ -423,6 +428,9 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 _publish(gt, tmp, out_dir, name, existed, entry.head)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+            if entry.record:
+                rr.Records(gt).put(rr.campaign(entry.generation, only),
+                                   dict(entry.record, branch=name))
             names = [out_dir / fname for fname, _ in entry.files]
             return SeriesResult(out_dir=out_dir, cover_letter=names[0],
                                 patches=tuple(names[1:]), branch=name, base=base_sha,
@@ -432,8 +440,12 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         facts = resolve(wt.path, api)
         if not facts.has_hook:
             raise UsageError("no API generation to convert to")
-        name, existed, previous = _branch_for(gt, facts.generation, base_sha, branch, reroll,
-                                              force)
+        name, existed = _branch_for(gt, facts.generation, base_sha, branch, reroll, force)
+        prev = _previous(gt, facts.generation, only, reroll, base_sha, previous_ref)
+        campaign = rr.campaign(facts.generation, only)
+        change = prev.change_id if prev else rr.change_id(gt, campaign, base_sha)
+        matcher = rr.Matcher(prev) if prev else None
+        pairs: list[rr.PatchInfo | None] = []
         maint = Maintainers(wt.path)
         env = commit_env(gt, base_sha, ident)
         patches: list[Patch] = []
@@ -445,6 +457,11 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                 pipeline.apply_changes(wt, p.changes, index=True)
                 render_patch_text(p, facts, wt)
                 commit(wt, p, env, signoff)
+                if matcher is not None:
+                    old = matcher.match(_key(p), p.subject, _handlers(p))
+                    pairs.append(old)
+                    if old and old.trailers and _patch_id(wt) == old.patch_id:
+                        carry_trailers(wt, old.trailers, env)
                 patches.append(p)
                 rcpt.submit(p)
                 log.debug("series: %s", p.subject)
@@ -463,10 +480,19 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         if not patches:
             raise SeriesError("nothing to convert: no patches to write")
         counts = census(fch + cch, skipped)
+        head = wt.head()
+        ids = rr.patch_ids(wt, f"{base_sha}..{head}")
+        commits = wt.run("rev-list", "--reverse", f"{base_sha}..{head}").split()
+        new = [rr.NewPatch(p.subject, _key(p), _handlers(p) if not prev or prev.exact
+                           else rr.handlers_in_diff(wt.run("show", "--format=", c)),
+                           ids.get(c, ""), rr.strip_trailers(wt.run("log", "-1", "--format=%B", c)))
+               for p, c in zip(patches, commits, strict=True)]
+        changes = _changes_text(facts, reroll, prev, new, pairs, skipped, previous_link,
+                                gt, wt, base_sha) if prev else ""
 
         tmp = _tmp_dir(out_dir)
         try:
-            files = _format_patch(wt, base_sha, tmp, reroll, previous, env)
+            files = _format_patch(wt, base_sha, tmp, reroll, prev, env)
             cover, files = files[0], files[1:]
             if len(files) != len(patches):
                 raise SeriesError(f"internal error: {len(patches)} commits but "
@@ -480,20 +506,78 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             testing = _build_each(tmp, gt, base_sha, jobs) if build_check else None
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,
                                           base_sha, listed, testing)
-            _fill_cover(cover, subject, blurb, files[0])
+            _fill_cover(cover, subject, blurb + changes, files[0], change)
             to = _union([p.to for p in patches])
             _add_headers(cover, to, _union([*(p.cc for p in patches), api_people], exclude=to))
-            head = wt.head()
+            version = rr.record(reroll, change, base_sha, head, name,
+                                [rr.PatchInfo(n.key, n.subject, n.handlers) for n in new])
             if records and not any(w.problem == "timeout" for w in warnings):
                 records.put(key, Entry(
-                    facts.generation, head, gt.resolve(previous) if previous else None,
-                    [(f.name, f.read_text()) for f in [cover, *files]], counts))
+                    facts.generation, head, prev.identity if prev else None,
+                    [(f.name, f.read_text()) for f in [cover, *files]], counts, version))
             _publish(gt, tmp, out_dir, name, existed, head)
+            rr.Records(gt).put(campaign, version)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     names = [out_dir / f.name for f in files]
     return SeriesResult(out_dir=out_dir, cover_letter=out_dir / cover.name,
                         patches=tuple(names), branch=name, base=base_sha, census=counts)
+
+
+def _key(p: Patch) -> str:
+    return f"{p.stage}:{p.subsystem}"
+
+
+def _handlers(p: Patch) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(h for ch in p.changes for h in ch.handlers))
+
+
+def _patch_id(wt: GitTree) -> str:
+    return next(iter(rr.patch_ids(wt, "HEAD^..HEAD").values()), "")
+
+
+def carry_trailers(wt: GitTree, trailers: tuple[str, ...], env: dict[str, str]) -> None:
+    """Reviewers' trailers from version N-1 onto the commit just made."""
+    message = wt.run("log", "-1", "--format=%B", "HEAD")
+    args = ["interpret-trailers", "--if-exists", "addIfDifferent"]
+    for t in trailers:
+        args += ["--trailer", t]
+    message = wt.run(*args, input=message)
+    status, _, err = wt.run_rc("-c", "commit.gpgsign=false", "commit", "--amend", "--quiet",
+                               "--no-verify", "--allow-empty-message", "--cleanup=verbatim",
+                               "-F", "-", input=message, env=env)
+    if status != 0:
+        raise SeriesError(f"git commit --amend failed: {(err.strip().splitlines() or ['?'])[0]}")
+
+
+def _previous(gt: GitTree, generation: str, only: tuple[str, ...], reroll: int, base: str,
+              ref: str | None, quiet: bool = False) -> rr.Previous | None:
+    if reroll < 2:
+        return None
+    prev = rr.find(gt, generation, only, reroll, base, ref)
+    if prev is None and not quiet:
+        log.warning("series: no v%d of this series found (no record of it, no branch "
+                    "mmconvert/%s-*%s; --previous REF names it): v%d has no range-diff",
+                    reroll - 1, generation, f"-v{reroll - 1}" if reroll > 2 else "", reroll)
+    return prev
+
+
+def _changes_text(api: ApiFacts, reroll: int, prev: rr.Previous, new: list[rr.NewPatch],
+                  pairs: list[rr.PatchInfo | None], skipped: list[Handler],
+                  link: str | None, gt: GitTree, wt: GitTree, base: str) -> str:
+    """The "Changes in vN" section, below the cover letter's ---."""
+    why = {h.name: (h.klass.value, f"{h.reason.file}:{h.reason.line}",
+                    " ".join(h.reason.expression.split())) for h in skipped}
+    old = {h for p in prev.patches for h in p.handlers} - {h for n in new for h in n.handlers}
+    hits = wt.grep_lines(sorted(old), fixed=True, words=True, checkout=False)
+    gone = {h for h in old - why.keys()
+            if not any(re.search(rf"\b{re.escape(h)}\b", text) for _, _, text in hits)}
+    ds = rr.deltas(prev, new, pairs, why, gone)
+    text = prose.render("changes.j2", version=reroll, previous=prev.version, deltas=ds,
+                        rebased=(gt.short(prev.base), gt.short(base)) if prev.base != base
+                        else None, link=rr.lore_link(link) if link else None,
+                        hook=api.hook or "mmap_prepare")
+    return "\n\n" + wrap(text)
 
 
 # What `git format-patch` names its files, with or without -v N.
@@ -529,8 +613,8 @@ def check_output_dir(gt: GitTree, out_dir: Path | str, force: bool) -> Path:
 
 
 def _branch_for(gt: GitTree, generation: str, base_sha: str, branch: str | None, reroll: int,
-                force: bool) -> tuple[str, bool, str | None]:
-    """(branch name, whether it exists, the previous version's branch)."""
+                force: bool) -> tuple[str, bool]:
+    """(branch name, whether it exists)."""
     name = branch or default_branch(generation, gt.short(base_sha), reroll)
     if gt.run_rc("check-ref-format", "--branch", name)[0] != 0:
         raise UsageError(f"{name}: not a valid branch name")
@@ -538,11 +622,7 @@ def _branch_for(gt: GitTree, generation: str, base_sha: str, branch: str | None,
     if existed and not force:
         raise UsageError(f"branch {name} exists (use --force to replace it, or -v N "
                          "for a new version)")
-    previous = previous_branch(name, reroll) if reroll > 1 else None
-    if previous and not gt.branch_exists(previous):
-        log.info("series: no branch %s, so no range-diff in the cover letter", previous)
-        previous = None
-    return name, existed, previous
+    return name, existed
 
 
 def _tmp_dir(out_dir: Path) -> Path:
@@ -599,6 +679,10 @@ _Branch = typer.Option(None, "--branch", help="branch for the commits (default "
                        "mmconvert/<generation>-<short base>[-vN])")
 _Signoff = typer.Option(False, "--signoff", help="add your own Signed-off-by")
 _Reroll = typer.Option(1, "-v", "--reroll-count", help="version N of the series")
+_Previous = typer.Option(None, "--previous", help="version N-1 of the series: its branch, "
+                         "tip or OLD_BASE..OLD_TIP (default: found from mmconvert's record)")
+_PreviousLink = typer.Option(None, "--previous-link", help="message-id or lore link of "
+                             "version N-1, for the cover letter's 'Link to'")
 _Only = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
 _Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
 _Build = typer.Option(False, "--build", help="build every touched object after each patch "
@@ -611,14 +695,16 @@ def series_command(tree: Path = _Tree, out: str = _Out, api: str = _Api, base: s
                    branch: str | None = _Branch, signoff: bool = _Signoff,
                    reroll: int = _Reroll, only: list[str] | None = _Only,
                    force: bool = _Force, jobs: int | None = JobsOpt, timeout: int = TimeoutOpt,
-                   no_cache: bool = _NoCache, build_check: bool = _Build):
+                   no_cache: bool = _NoCache, build_check: bool = _Build,
+                   previous: str | None = _Previous, previous_link: str | None = _PreviousLink):
     """Write the conversion as a git format-patch series, one patch per subsystem."""
     from .ui import progress, run
 
     res = run(lambda: build(tree, out, api=api, base=base, branch=branch, signoff=signoff,
                             reroll=reroll, only=tuple(only or ()), force=force, jobs=jobs,
                             timeout=timeout, progress=progress, reuse=not no_cache,
-                            build_check=build_check))
+                            build_check=build_check, previous_ref=previous,
+                            previous_link=previous_link))
     c = res.census
     skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
     print(f"{len(res.patches)} patches on branch {res.branch} "

@@ -28,7 +28,7 @@ from .gitrepo import GitTree
 
 log = logging.getLogger("mmconvert")
 
-FORMAT = 1
+FORMAT = 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,10 +56,10 @@ class Entry:
 
     generation: str
     head: str
-    previous: str | None       # the previous version's branch tip it was compared to
+    previous: str | None       # identity of the version N-1 it was compared to
     files: list[tuple[str, str]]
     census: dict
-
+    record: dict | None = None  # its row in reroll.Records
 
 class SeriesCache:
     def __init__(self, gt: GitTree):
@@ -80,7 +80,7 @@ class SeriesCache:
         try:
             raw = json.loads(self._path(key).read_text())
             entry = Entry(raw["generation"], raw["head"], raw["previous"],
-                          [tuple(f) for f in raw["files"]], raw["census"])
+                          [tuple(f) for f in raw["files"]], raw["census"], raw.get("record"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         # `git gc` may have pruned the commits of a deleted branch.

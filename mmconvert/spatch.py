@@ -10,6 +10,7 @@ file's content id, the rendered rule and the spatch version.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -20,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,8 +335,11 @@ def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,
     """Run spatch, counting the files it takes up (a `HANDLING:` line on
     stderr each) for `progress`.  With --chunksize 1 a worker starting its
     n-th file has finished the ones before, so started - jobs are done."""
+    # Its own process group: spatch forks its --jobs workers, and all of
+    # them must be gone before the scratch directory they work in is removed.
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True, errors="replace", env=env)
+                         stdin=subprocess.DEVNULL, text=True, errors="replace", env=env,
+                         process_group=0)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
     reader.start()
@@ -354,12 +359,33 @@ def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,
         p.wait()
         reader.join()
     except BaseException:
-        p.kill()
-        p.wait()
+        _kill_group(p)
         raise
     if progress:
         progress(label, total, total)
     return subprocess.CompletedProcess(cmd, p.returncode, "".join(out), "".join(err))
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    """SIGKILL spatch and its workers, and wait (briefly) until none of
+    them runs (a killed worker may stay a zombie of whoever adopts it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 5
+    while _group_runs(p.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_runs(pgid: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in "ZX":
+            return True
+    return False
 
 
 def _parse_stdout(out: str, prefix: str, per_file: dict[str, dict]) -> None:

@@ -371,9 +371,9 @@ def test_two_ctrl_c_in_a_row_leave_nothing_behind(sample_tree, tmp_path, tmpdir_
         if p.returncode == 0:     # finished before the signals: a later delay will not help
             break
         assert p.returncode == 130, (delay, err)
-        assert "Traceback" not in err
+        assert "Traceback" not in err, err
         assert len(worktrees(sample_tree)) == 1
-        assert left_in(tmpdir_env) == [], delay
+        assert left_in(tmpdir_env) == [], (delay, err)
         assert tree_state(sample_tree) == before
         assert not (tmp_path / "out").exists()
 

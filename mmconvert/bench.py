@@ -11,7 +11,10 @@ touched):
       (the series itself is reused: see mmconvert/seriescache.py);
   (d) moved: `series` after a one-line commit on the base, the way a
       maintainer reruns during a campaign: planned again, with the spatch
-      results of every unchanged file taken from the cache.
+      results of every unchanged file taken from the cache;
+  (e) `verify --build` of (b)'s series with no build directory yet (every
+      architecture it needs prepared from scratch), and (f) the same again
+      with the build directories of (e).
 
 For each it prints wall time and memory, then the ratio (b)/(a) and the
 time of each stage of (b), and writes everything to out/bench.json.  It
@@ -47,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION = "7.3"
 GOAL_RATIO = 1.5
 GOAL_WARM_S = 5.0
+GOAL_BUILD_COLD_S = 600.0
+GOAL_BUILD_WARM_S = 180.0
 TIMINGS_ENV = "MMCONVERT_BENCH_TIMINGS"
 
 BASELINE_RULE = """\
@@ -374,7 +379,24 @@ def main(argv: list[str] | None = None) -> int:
                 runs[key]["_timing"] = json.loads(timings.read_text())
             except (OSError, ValueError):
                 runs[key]["_timing"] = None
+        for key, label in (("e", "(e) verify --build, cold"), ("f", "(f) verify --build, warm")):
+            runs[key] = measure(label, [sys.executable, "-m", "mmconvert", "verify",
+                                        str(scratch / "series-b"),
+                                        "--tree", str(tree), "--build", "--jobs", str(args.jobs),
+                                        "--json", str(scratch / f"verify-{key}.json")],
+                                env=env, cwd=scratch)
+            runs[key].pop("_stdout")
+            try:
+                rep = json.loads((scratch / f"verify-{key}.json").read_text())
+                objs = [o for p in rep["patches"] for o in p["objects"]]
+                runs[key]["objects"] = {st: sum(o["status"] == st for o in objs)
+                                        for st in sorted({o["status"] for o in objs})}
+                runs[key]["arches"] = sorted({o["arch"] for o in objs if o["arch"]})
+            except (OSError, ValueError, KeyError):
+                runs[key]["objects"], runs[key]["arches"] = {}, []
         b, c, d = runs["b"], runs["c"], runs["d"]
+        results["verify_build_cold"] = runs["e"]
+        results["verify_build_warm"] = runs["f"]
         # Determinism: the warm rerun must write the very same patches.
         pb = {f.name: f.read_bytes() for f in (scratch / "series-b").glob("*.patch")}
         pc = {f.name: f.read_bytes() for f in (scratch / "series-c").glob("*.patch")}
@@ -393,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_met": ok and results["ratio_cold_to_baseline"] <= GOAL_RATIO,
             "warm_s_at_most": GOAL_WARM_S,
             "warm_met": c["exit_status"] == 0 and c["wall_s"] <= GOAL_WARM_S,
+            "build_cold_s_at_most": GOAL_BUILD_COLD_S,
+            "build_cold_met": runs["e"]["exit_status"] == 0
+            and runs["e"]["wall_s"] <= GOAL_BUILD_COLD_S,
+            "build_warm_s_at_most": GOAL_BUILD_WARM_S,
+            "build_warm_met": runs["f"]["exit_status"] == 0
+            and runs["f"]["wall_s"] <= GOAL_BUILD_WARM_S,
         }
         results["load_average_at_end"] = os.getloadavg()
     finally:
@@ -419,7 +447,9 @@ def _inside(ins: dict) -> str:
 
 def summary(r: dict) -> str:
     rows = [("(a) baseline spatch", r["baseline"]), ("(b) series, cold", r["series_cold"]),
-            ("(c) series, warm", r["series_warm"]), ("(d) series, new base", r["series_new_base"])]
+            ("(c) series, warm", r["series_warm"]), ("(d) series, new base", r["series_new_base"]),
+            ("(e) verify --build", r["verify_build_cold"]),
+            ("(f) verify --build", r["verify_build_warm"])]
     out = [f"\n{r['tree']}, {r['jobs']} jobs on {r['cpus']} cpus "
            f"(load average {r['load_average_at_start'][0]:.1f} at start)",
            f"{'run':22} {'wall s':>8} {'user s':>8} {'max RSS MB':>11} {'tree RSS MB':>12}  exit"]
@@ -435,6 +465,11 @@ def summary(r: dict) -> str:
                f"{'met' if g['ratio_met'] else 'not met'}); (c) = {r['series_warm']['wall_s']} s "
                f"(goal <= {g['warm_s_at_most']} s: {'met' if g['warm_met'] else 'not met'}); "
                f"warm patches {same} cold")
+    e, f = r["verify_build_cold"], r["verify_build_warm"]
+    out.append(f"verify --build: cold {e['wall_s']} s (goal <= {g['build_cold_s_at_most']:.0f} s: "
+               f"{'met' if g['build_cold_met'] else 'not met'}), warm {f['wall_s']} s (goal <= "
+               f"{g['build_warm_s_at_most']:.0f} s: {'met' if g['build_warm_met'] else 'not met'}); "
+               f"objects {f.get('objects')}, on {', '.join(f.get('arches') or []) or '?'}")
     out.append("stages of (b):")
     st = r["stages_cold"]
     if not st.get("available", True):

@@ -2,9 +2,14 @@
 
 Two contracts:
 
-* A kernel tree (its top Makefile is Kbuild's): x86 `allmodconfig` in an
-  `O=` directory cached per base commit and config, so only the first run
-  pays for `allmodconfig` + `prepare`.  Kbuild writes the absolute source
+* A kernel tree (its top Makefile is Kbuild's): `allmodconfig` in an `O=`
+  directory cached per base commit and architecture, so only the first run
+  pays for `allmodconfig` + `prepare`.  Each object is built on the first
+  architecture whose allmodconfig selects it, as Kbuild itself says: x86,
+  else the architecture it lives under, else arm64, arm, powerpc, riscv,
+  s390, sparc and any other installed cross compiler in turn (`MultiBuilder`); a
+  cross compiler missing is installed from Debian's packages when
+  mmconvert runs as root, else named.  Kbuild writes the absolute source
   path into every command it records, so the build does not read the
   throwaway worktree (a new path each run would rebuild everything): it
   reads a source tree of its own next to the `O=` directory, hard-linked
@@ -23,6 +28,7 @@ fails is rebuilt alone to report the compiler's first error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -40,6 +46,34 @@ log = logging.getLogger("mmconvert")
 
 ARCH = "x86"
 CONFIG = "allmodconfig"
+# Kbuild ARCH -> (CROSS_COMPILE, the Debian package that provides it).
+# powerpc: allmodconfig is big-endian (Cell's spufs is BE only).
+ARCHES = {
+    "x86": ("", ""),
+    "arm64": ("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu"),
+    "arm": ("arm-linux-gnueabi-", "gcc-arm-linux-gnueabi"),
+    "powerpc": ("powerpc64-linux-gnu-", "gcc-powerpc64-linux-gnu"),
+    "riscv": ("riscv64-linux-gnu-", "gcc-riscv64-linux-gnu"),
+    "s390": ("s390x-linux-gnu-", "gcc-s390x-linux-gnu"),
+    "sparc": ("sparc64-linux-gnu-", "gcc-sparc64-linux-gnu"),
+    "mips": ("mips-linux-gnu-", "gcc-mips-linux-gnu"),
+    "m68k": ("m68k-linux-gnu-", "gcc-m68k-linux-gnu"),
+    "arc": ("arc-linux-gnu-", "gcc-arc-linux-gnu"),
+    "loongarch": ("loongarch64-linux-gnu-", "gcc-loongarch64-linux-gnu"),
+}
+def _make_env() -> dict[str, str]:
+    """The compiler's messages untranslated and in ASCII quotes: mmconvert
+    reads "error:" out of them, and reports quote them.  (The kernel's
+    Makefile unexports LC_ALL, so the categories themselves are set.)"""
+    env = dict(os.environ, LANG="C", LC_MESSAGES="C", LC_CTYPE="C")
+    env.pop("LC_ALL", None)
+    return env
+
+
+# Tried in this order for a file x86 does not build and no arch/ holds
+# (installed on demand), then every other architecture whose cross
+# compiler is already installed.
+FALLBACK = ("arm64", "arm", "powerpc", "riscv", "s390", "sparc")
 # Objects built for a touched header that is shared tree-wide (include/...).
 HEADER_USERS = 3
 # Objects built for a header that lives beside its .c files.
@@ -65,6 +99,7 @@ class ObjectResult:
     status: str  # "passed" | "failed" | "skipped"
     reason: str = ""  # first compiler error, or why it was not build-checked
     via: str = ""  # the touched header that chose this object, if any
+    arch: str = ""  # the architecture it was built on
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,12 @@ class Target:
 
     object: str
     via: str = ""
+    arch: str = ""     # the one architecture that can build it (a file under arch/)
+
+
+def _tag(arch: str) -> str:
+    """The architecture in a build directory's name."""
+    return "x86_64" if arch == "x86" else arch
 
 
 def cache_root() -> Path:
@@ -124,11 +165,13 @@ def targets_for(gt: GitTree, files: list[str], kbuild: bool, unselected=None
         if not f.endswith((".c", ".h")):
             continue
         arch = _other_arch(f) if kbuild else None
-        if arch:
-            skipped.append(ObjectResult(f, "skipped", f"only built for arch/{arch}"))
-            continue
         if f.endswith(".c"):
-            add(f[:-2] + ".o")
+            if f[:-2] + ".o" not in targets:
+                targets[f[:-2] + ".o"] = Target(f[:-2] + ".o", "", arch or "")
+            continue
+        if arch:
+            skipped.append(ObjectResult(f, "skipped", f"a header of arch/{arch}: mmconvert "
+                                        "picks includers of headers on x86 only"))
             continue
         chosen = _header_users(gt, f, kbuild, unselected)
         if not chosen:
@@ -192,6 +235,7 @@ class Builder:
     """Builds objects of one worktree; see the module docstring."""
 
     kind = "make"
+    arch = ""
 
     def __init__(self, wt: GitTree, jobs: int | None = None):
         self.wt = wt
@@ -220,7 +264,7 @@ class Builder:
         log.debug("%s", " ".join(cmd))
         try:
             p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, env=_make_env())
         except FileNotFoundError:
             raise ToolMissing("make is not installed")
         return p.returncode, p.stdout + p.stderr
@@ -259,19 +303,19 @@ class Builder:
                 if o in failed or (status != 0 and not (self.objdir / o).exists()):
                     _, alone = self._make(o)
                     results[o] = ObjectResult(o, "failed", _first_error(alone, f"{self.src}/"),
-                                              t.via)
+                                              t.via, self.arch)
                 else:
-                    results[o] = ObjectResult(o, "passed", "", t.via)
+                    results[o] = ObjectResult(o, "passed", "", t.via, self.arch)
                 self.objects_built += 1
             self.seconds += time.monotonic() - start
         return [results[t.object] for t in targets]
 
 
-def evict_builds(keep: int, current: Path) -> list[Path]:
-    """Remove all but the `keep` most recently used build directories
-    (never `current`, nor one another run holds); return those removed."""
+def evict_builds(keep: int, current: Path, arch: str = ARCH) -> list[Path]:
+    """Remove all but the `keep` most recently used build directories of
+    `arch` (never `current`, nor one another run holds); return those removed."""
     root = cache_root()
-    dirs = [d for d in root.glob(f"*-{ARCH}_64-{CONFIG}") if d != current and d.is_dir()]
+    dirs = [d for d in root.glob(f"*-{_tag(arch)}-{CONFIG}") if d != current and d.is_dir()]
     dirs.sort(key=lambda d: (d / "prepared").stat().st_mtime if (d / "prepared").is_file()
               else 0, reverse=True)
     removed = []
@@ -289,13 +333,16 @@ def evict_builds(keep: int, current: Path) -> list[Path]:
 
 
 class KbuildBuilder(Builder):
-    """x86 allmodconfig in a cached O= directory (see the module docstring)."""
+    """allmodconfig of one architecture in a cached O= directory (see the
+    module docstring)."""
 
     kind = "kbuild"
 
-    def __init__(self, wt: GitTree, base: str, jobs: int | None = None):
+    def __init__(self, wt: GitTree, base: str, jobs: int | None = None, arch: str = ARCH):
         super().__init__(wt, jobs)
-        self.key = f"{base[:12]}-{ARCH}_64-{CONFIG}"
+        self.arch = arch
+        self.base = base
+        self.key = f"{base[:12]}-{_tag(arch)}-{CONFIG}"
         self.dir = cache_root() / self.key
         self.lockfile = cache_root() / f"{self.key}.lock"
         self._dirs: dict[str, tuple[set[str], set[str]] | None] = {}
@@ -310,7 +357,9 @@ class KbuildBuilder(Builder):
         return self.dir / "o"
 
     def make_args(self) -> list[str]:
-        return ["make", "-C", str(self.src), f"O={self.objdir}", f"ARCH={ARCH}"]
+        cross = ARCHES[self.arch][0]
+        return ["make", "-C", str(self.src), f"O={self.objdir}", f"ARCH={self.arch}",
+                *([f"CROSS_COMPILE={cross}"] if cross else [])]
 
     def _dir_lists(self, d: str) -> tuple[set[str], set[str]] | None:
         """(objects, subdirectories) Kbuild builds in directory `d` under the
@@ -319,16 +368,16 @@ class KbuildBuilder(Builder):
             return self._dirs[d]
         src = str(self.src)
         cmd = ["make", "-s", "-C", str(self.objdir), "-f", f"{src}/scripts/Makefile.build",
-               f"obj={d}", f"srctree={src}", f"srcroot={src}", "objtree=.", f"ARCH={ARCH}",
-               f"SRCARCH={ARCH}",
+               f"obj={d}", f"srctree={src}", f"srcroot={src}", "objtree=.",
+               f"ARCH={self.arch}", f"SRCARCH={self.arch}", f"BITS={self._bits()}",
                "--eval", ("mmconvert-print: ; @echo 'Y: $(real-obj-y) $(real-obj-m)'; "
                           "echo 'S: $(subdir-ym)'"), "mmconvert-print"]
         log.debug("%s", " ".join(cmd))
         p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, env=_make_env())
         if p.returncode != 0 and self._drop_bad_cmd(p.stderr):
             p = subprocess.run(cmd, check=False, capture_output=True, text=True,
-                               errors="replace", stdin=subprocess.DEVNULL)
+                               errors="replace", stdin=subprocess.DEVNULL, env=_make_env())
         if p.returncode != 0:
             # Cannot tell: say nothing rather than call an object unbuilt.
             log.debug("cannot list %s: %s", d, p.stderr.strip()[-300:])
@@ -344,23 +393,34 @@ class KbuildBuilder(Builder):
         self._dirs[d] = (objs, subdirs)
         return objs, subdirs
 
+    def _bits(self) -> int:
+        """arch/*/Makefile's BITS, which Makefiles use in object names
+        (setup_$(BITS).o) and Makefile.build alone does not define."""
+        try:
+            config = (self.objdir / ".config").read_text()
+        except OSError:
+            return 64
+        return 64 if re.search(r"^CONFIG_64BIT=y$", config, re.MULTILINE) else 32
+
     def unselected(self, obj: str) -> str | None:
         parts = PurePosixPath(obj).parts
         if parts[0] in NOT_KERNEL_TOP:
             return f"{parts[0]}/ is not built by Kbuild's kernel build"
+        if len(parts) > 2 and parts[0] == "arch" and parts[1] != self.arch:
+            return f"under arch/{parts[1]}, not built for {self.arch}"
         d = str(PurePosixPath(obj).parent)
         if d == ".":
-            return f"not built by x86 {CONFIG} (no obj-y/obj-m selects it)"
+            return f"not built by {self.arch} {CONFIG} (no obj-y/obj-m selects it)"
         lists = self._dir_lists(d)
         if lists is None:
             return None
         if obj not in lists[0]:
-            return f"not built by x86 {CONFIG} (no obj-y/obj-m selects it)"
+            return f"not built by {self.arch} {CONFIG} (no obj-y/obj-m selects it)"
         objdir = d
         # Walk up to a top-level directory (or arch/x86) through the
         # directories that descend into each other; a Makefile may name a
         # grandchild (drivers/Makefile: obj-$(CONFIG_IPMI_HANDLER) += char/ipmi/).
-        while len(PurePosixPath(d).parts) > 1 and d != f"arch/{ARCH}":
+        while len(PurePosixPath(d).parts) > 1 and d != f"arch/{self.arch}":
             for parent in PurePosixPath(d).parents:
                 p = str(parent)
                 pl = self._dir_lists(p) if p != "." else None
@@ -370,7 +430,7 @@ class KbuildBuilder(Builder):
                 p = "."
             if p == "." or self._dir_lists(p) is None:
                 return (None if p != "." else
-                        f"not built by x86 {CONFIG} ({d}/ is not descended into)")
+                        f"not built by {self.arch} {CONFIG} ({d}/ is not descended into)")
             if p != str(PurePosixPath(d).parent):
                 # Kbuild descends into every listed subdir that prefixes a goal:
                 # reached from a grandparent, the directory is entered twice
@@ -416,12 +476,12 @@ class KbuildBuilder(Builder):
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if self._stamp.is_file():
-                    self.setup_note = f"reused {self.objdir} (prepared earlier)"
+                    self.setup_note = f"reused {self.objdir} ({self.arch}, prepared earlier)"
                     self._stamp.touch()
                     self._restore()
                 else:
                     self._prepare()
-                    evict_builds(keep=KEEP_BUILDS, current=self.dir)
+                    evict_builds(keep=KEEP_BUILDS, current=self.dir, arch=self.arch)
                 yield self
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -439,7 +499,8 @@ class KbuildBuilder(Builder):
                                       f"{_first_error(out, f'{self.src}/')}")
         secs = time.monotonic() - start
         self._stamp.write_text(f"{secs:.0f}\n")
-        self.setup_note = f"prepared {self.objdir} ({CONFIG} + prepare: {secs:.0f} s)"
+        self.setup_note = (f"prepared {self.objdir} ({self.arch} {CONFIG} + prepare: "
+                           f"{secs:.0f} s)")
 
     def _populate(self) -> None:
         """The build's own source tree: hard links to the worktree at the base
@@ -471,6 +532,20 @@ class KbuildBuilder(Builder):
             os.fsync(m.fileno())
         self._copy(paths)
 
+    def put_base(self, paths: list[str]) -> None:
+        """The build's sources for `paths` as they are at the base (they are
+        in the manifest already: `sync` put them there)."""
+        for p in paths:
+            dst = self.src / p
+            status, text = _git_blob(self.wt, self.base, p)
+            if status:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
+                tmp.write_bytes(text)
+                os.replace(tmp, dst)
+            elif dst.is_file() or dst.is_symlink():
+                dst.unlink()
+
     def _copy(self, paths: list[str]) -> None:
         for p in paths:
             src, dst = self.wt.path / p, self.src / p
@@ -484,12 +559,182 @@ class KbuildBuilder(Builder):
                 dst.unlink()
 
 
+def _git_blob(wt: GitTree, rev: str, path: str) -> tuple[bool, bytes]:
+    p = subprocess.run(["git", "cat-file", "blob", f"{rev}:{path}"], cwd=wt.path,
+                       capture_output=True, check=False)
+    return p.returncode == 0, p.stdout
+
+
+def installed_cross() -> tuple[str, ...]:
+    return tuple(a for a, (cross, _) in ARCHES.items()
+                 if cross and a not in FALLBACK and shutil.which(cross + "gcc"))
+
+
+def ensure_compiler(arch: str) -> str | None:
+    """None when `arch`'s cross compiler is there (installed now if need
+    be, as `make setup` installs spatch), else why it is not."""
+    cross, package = ARCHES[arch]
+    if not cross or shutil.which(cross + "gcc"):
+        return None
+    if os.environ.get("MMCONVERT_NO_INSTALL") or os.geteuid() != 0 \
+            or not shutil.which("apt-get"):
+        return f"no {cross}gcc for {arch} (Debian package {package})"
+    log.warning("build: installing %s for %s", package, arch)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-qq", package]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:   # package lists too old, or none yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env,
+                       stdin=subprocess.DEVNULL)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                           stdin=subprocess.DEVNULL)
+    if p.returncode != 0 or not shutil.which(cross + "gcc"):
+        last = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{package} for {arch} could not be installed: {last}"
+    return None
+
+
+class MultiBuilder:
+    """Builds each object on the first architecture whose allmodconfig
+    selects it; the builders of other architectures are made (prepared,
+    or taken from the cache) only when an object needs them."""
+
+    kind = "kbuild"
+
+    def __init__(self, wt: GitTree, base: str, jobs: int | None, stack: contextlib.ExitStack):
+        self.wt, self.base, self.jobs, self.stack = wt, base, jobs, stack
+        self._builders: dict[str, KbuildBuilder | str] = {}
+        self._synced: list[str] = []
+        self.primary = self._get(ARCH)
+        if self.primary is None:
+            raise BuildSetupError(self._builders[ARCH])
+
+    @property
+    def builders(self) -> list[KbuildBuilder]:
+        return [b for b in self._builders.values() if isinstance(b, KbuildBuilder)]
+
+    @property
+    def setup_note(self) -> str:
+        notes = [b.setup_note for b in self.builders]
+        notes += [why for why in self._builders.values() if isinstance(why, str)]
+        return "; ".join(notes)
+
+    @property
+    def objects_built(self) -> int:
+        return sum(b.objects_built for b in self.builders)
+
+    @property
+    def seconds(self) -> float:
+        return sum(b.seconds for b in self.builders)
+
+    @property
+    def arches(self) -> list[str]:
+        return [b.arch for b in self.builders]
+
+    def _get(self, arch: str) -> KbuildBuilder | None:
+        if arch not in self._builders:
+            why = ensure_compiler(arch)
+            if why is None:
+                b = KbuildBuilder(self.wt, self.base, self.jobs, arch)
+                try:
+                    self.stack.enter_context(b.session())
+                    b.sync(self._synced)     # the patches applied so far
+                    self._builders[arch] = b
+                except BuildSetupError as e:
+                    self._builders[arch] = f"{arch}: {e}"
+            else:
+                self._builders[arch] = why
+        b = self._builders[arch]
+        return b if isinstance(b, KbuildBuilder) else None
+
+    def sync(self, paths: list[str]) -> None:
+        self._synced.extend(p for p in paths if p not in self._synced)
+        for b in self.builders:
+            b.sync(paths)
+
+    def unselected(self, obj: str) -> str | None:
+        """The x86 answer: header users are chosen among what x86 builds."""
+        return self.primary.unselected(obj)
+
+    def _choose(self, t: Target, exclude: set[str]) -> tuple[KbuildBuilder | None, str]:
+        order = [a for a in ((t.arch,) if t.arch else (ARCH, *FALLBACK, *installed_cross()))
+                 if a not in exclude]
+        whys = []
+        for arch in order:
+            b = self._get(arch)
+            if b is None:
+                whys.append(self._builders[arch])
+                continue
+            why = b.unselected(t.object)
+            if why is None:
+                return b, ""
+            whys.append(why)
+        if not whys:
+            return None, ""
+        if t.arch or len(whys) == 1:
+            return None, whys[0]
+        tried = [a for a in order if isinstance(self._builders.get(a), KbuildBuilder)]
+        missing = [w for w in whys if w.startswith(("no ", "gcc-"))]
+        return None, (f"no {CONFIG} selects it on {', '.join(tried)}"
+                      + (f"; {'; '.join(missing)}" if missing else ""))
+
+    def build(self, targets: list[Target]) -> list[ObjectResult]:
+        """Each target on the first architecture that selects it.  One that
+        fails there is built again at the base: failing there too, it is
+        tried on the next architecture that selects it, and when none is
+        left it is reported as failing at the base (the first error seen),
+        never as the series' failure."""
+        results: dict[str, ObjectResult] = {}
+        tried: dict[str, set[str]] = {}
+        at_base: dict[str, ObjectResult] = {}
+        pending = list(targets)
+        while pending:
+            by_arch: dict[str, list[Target]] = {}
+            for t in pending:
+                b, why = self._choose(t, tried.get(t.object, set()))
+                if b is not None:
+                    by_arch.setdefault(b.arch, []).append(t)
+                elif t.object in at_base:
+                    results[t.object] = at_base[t.object]
+                else:
+                    results[t.object] = ObjectResult(t.object, "skipped", why, t.via)
+            pending = []
+            for arch, ts in by_arch.items():
+                out = self._builders[arch].build(ts)
+                failed = [r for r in out if r.status == "failed"]
+                base_errors = self._at_base(arch, failed) if failed else {}
+                for t, r in zip(ts, out, strict=True):
+                    if r.object in base_errors:
+                        tried.setdefault(r.object, set()).add(arch)
+                        at_base.setdefault(r.object, dataclasses.replace(
+                            r, status="fails-at-base", reason=base_errors[r.object]))
+                        pending.append(t)
+                    else:
+                        results[r.object] = r
+        return [results[t.object] for t in targets]
+
+    def _at_base(self, arch: str, failed: list[ObjectResult]) -> dict[str, str]:
+        """Of objects that failed on `arch`, those that fail there at the
+        base as well, with the base's first error."""
+        b = self._builders[arch]
+        out: dict[str, str] = {}
+        b.put_base(self._synced)
+        built = b.objects_built    # a second look, not another object
+        try:
+            for r in b.build([Target(r.object) for r in failed]):
+                if r.status == "failed":
+                    out[r.object] = r.reason
+        finally:
+            b.objects_built = built
+            b.sync(self._synced)
+        return out
+
+
 @contextlib.contextmanager
 def builder_for(wt: GitTree, base: str, jobs: int | None = None):
     """The builder that fits the tree in `wt` (a worktree at `base`)."""
     if is_kbuild(wt.path):
-        b = KbuildBuilder(wt, base, jobs)
-        with b.session():
-            yield b
+        with contextlib.ExitStack() as stack:
+            yield MultiBuilder(wt, base, jobs, stack)
     else:
         yield Builder(wt, jobs)

@@ -367,7 +367,12 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
                         and not re.match(r"^\s*\*\s+@", lines[i + 1]):
                     i += 1
                 if not replaced:
-                    out.append(prefix + desc_line)
+                    # In the case the comment writes its descriptions in.
+                    said = ln[len(prefix) + len(param) + 2:].lstrip()
+                    name, _, what = desc_line.partition(": ")
+                    if said[:1].isupper():
+                        what = what[:1].upper() + what[1:]
+                    out.append(f"{prefix}{name}: {what}")
                     replaced = True
                 i += 1
                 continue

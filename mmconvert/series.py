@@ -217,11 +217,20 @@ def _build_each(tmp: Path, gt: GitTree, base: str, jobs: int | None) -> dict:
     if failed or not rep.passed:
         log.warning("series: the build check failed (%s); the cover letter says so",
                     ", ".join(o.object for o in failed) or "see mmconvert verify")
+    built = [o for o in objs if o.status in ("passed", "failed")]
+    cross: dict[str, set[str]] = {}
+    for o in built:
+        if o.arch and o.arch != "x86":
+            cross.setdefault(o.arch, set()).add(o.object)
+    arch = "allmodconfig, x86_64" + "".join(f"; {a} for {', '.join(sorted(os_))}"
+                                             for a, os_ in sorted(cross.items()))
     return {"passed": sorted({o.object for o in objs if o.status == "passed"}),
             "failed": sorted({(o.object, o.reason) for o in failed}),
             "skipped": sorted({(o.object, o.reason) for o in objs if o.status == "skipped"}),
+            "at_base": sorted({(o.object, o.reason) for o in objs
+                               if o.status == "fails-at-base"}),
             "applied": all(p.apply == "applied" for p in rep.patches),
-            "arch": "x86_64 allmodconfig"}
+            "arch": arch}
 
 
 def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: list[Handler],

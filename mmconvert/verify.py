@@ -358,6 +358,7 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
                     log.info("building %s: %d objects", p.label, len(targets))
                     r.objects = skipped + builder.build(targets)
             if builder is not None:
+                report.build_note = builder.setup_note   # with the architectures it used
                 report.objects_built = builder.objects_built
                 report.build_seconds = round(builder.seconds, 1)
     report.seconds = round(time.monotonic() - started, 1)
@@ -385,13 +386,16 @@ def summary_text(rep: Report) -> str:
                          f"{len(p.checkpatch_warnings or [])} warnings")
             lines += [f"        {x}" for x in p.checkpatch_errors + (p.checkpatch_warnings or [])]
         if rep.build and p.apply == "applied":
-            built = [o for o in p.objects if o.status != "skipped"]
+            built = [o for o in p.objects if o.status in ("passed", "failed")]
             ok = sum(o.status == "passed" for o in built)
             lines.append(f"      build: {ok}/{len(built)} objects passed"
-                         + (f" ({', '.join(o.object for o in built)})" if built else ""))
+                         + (f" ({', '.join(_on(o) for o in built)})" if built else ""))
             for o in p.objects:
                 if o.status == "failed":
-                    lines.append(f"        {o.object}: FAILED: {o.reason}")
+                    lines.append(f"        {_on(o)}: FAILED: {o.reason}")
+                elif o.status == "fails-at-base":
+                    lines.append(f"        {_on(o)}: does not build at the base either "
+                                 f"(not the series' doing): {o.reason}")
                 elif o.status == "skipped":
                     lines.append(f"        {o.object}: not build-checked: {o.reason}")
     if rep.build:
@@ -414,6 +418,11 @@ def summary_text(rep: Report) -> str:
                  f"passed{', series checks failed' if rep.series_errors else ''} "
                  f"({rep.seconds} s)")
     return "\n".join(lines) + "\n"
+
+
+def _on(o) -> str:
+    """An object and the architecture it was built on, when not x86."""
+    return f"{o.object} [{o.arch}]" if o.arch and o.arch != buildmod.ARCH else o.object
 
 
 def junit_xml(rep: Report) -> str:
@@ -452,6 +461,9 @@ def junit_xml(rep: Report) -> str:
                     case(cls, f"build {o.object}", f"{o.object}: {o.reason}")
                 elif o.status == "skipped":
                     case(cls, f"build {o.object}", skipped=f"not build-checked: {o.reason}")
+                elif o.status == "fails-at-base":
+                    case(cls, f"build {o.object}",
+                         skipped=f"does not build at the base either: {o.reason}")
                 else:
                     case(cls, f"build {o.object}")
     suite.set("tests", str(len(cases)))
@@ -468,7 +480,8 @@ BaseOpt = typer.Option(None, "--base", help="base REF (default: the cover letter
 CheckpatchOpt = typer.Option(False, "--checkpatch",
                              help="run the tree's scripts/checkpatch.pl on each patch")
 BuildOpt = typer.Option(False, "--build",
-                        help="build the objects each patch touches (x86 allmodconfig)")
+                        help="build the objects each patch touches (allmodconfig on x86, "
+                        "else on an architecture that builds them)")
 JsonOpt = typer.Option(None, "--json", help="write the results as JSON to FILE")
 JunitOpt = typer.Option(None, "--junit", help="write JUnit XML for CI to FILE")
 MakeJobsOpt = typer.Option(None, "--jobs", "-j", help="make jobs (default: number of cores)")

@@ -49,3 +49,16 @@ def test_a_line_made_too_long_is_wrapped_as_kernel_code_wraps():
                                          "\t     !vma_desc_test(desc, VMA_SHARED_BIT)))")
     # A line that was already that long is the author's choice.
     assert wrap_long_lines(new, new) == new
+
+
+@pytest.mark.parametrize("said, want", [("The file to map", "The VMA descriptor"),
+                                        ("the file to map", "the VMA descriptor")])
+def test_kernel_doc_keeps_its_name_and_the_case_of_its_descriptions(said, want):
+    from mmconvert.convert import fix_kernel_doc
+
+    doc = ("/**\n * gfs2_mmap\n * @file: " + said + "\n * @vma: The VMA which described the "
+           "mapping\n *\n * Uses @vma once.\n */\nstatic int gfs2_mmap(struct file *file, "
+           "struct vm_area_struct *vma)")
+    assert fix_kernel_doc(doc, "gfs2_mmap", "gfs2_mmap_prepare", "@desc: the VMA descriptor") == (
+        "/**\n * gfs2_mmap_prepare\n * @desc: " + want + "\n *\n * Uses @desc once.\n */\n"
+        "static int gfs2_mmap(struct file *file, struct vm_area_struct *vma)")

@@ -277,16 +277,19 @@ def test_only_the_most_recently_used_build_directories_are_kept(tmp_path, monkey
         "current", "locked", "newer", "newest"]
 
 
-def test_headers_choose_includers_and_other_arch_files_are_not_build_checked(sample_tree):
+def test_headers_choose_includers_and_other_arch_files_go_to_their_arch(sample_tree):
     gt = GitTree(sample_tree)
     targets, skipped = buildmod.targets_for(
-        gt, ["include/linux/miscdevice.h", "arch/arm/kernel/foo.c", "README"], kbuild=True)
-    assert 0 < len(targets) <= buildmod.HEADER_USERS
-    assert all(t.via == "include/linux/miscdevice.h" for t in targets)
-    for t in targets:
+        gt, ["include/linux/miscdevice.h", "arch/arm/kernel/foo.c", "arch/arm/include/foo.h",
+             "README"], kbuild=True)
+    users = [t for t in targets if t.via]
+    assert 0 < len(users) <= buildmod.HEADER_USERS
+    assert all(t.via == "include/linux/miscdevice.h" and t.arch == "" for t in users)
+    for t in users:
         assert "#include <linux/miscdevice.h>" in (sample_tree / (t.object[:-2] + ".c")).read_text()
-    assert [(s.object, s.status) for s in skipped] == [("arch/arm/kernel/foo.c", "skipped")]
-    assert "arch/arm" in skipped[0].reason
+    assert [(t.object, t.arch) for t in targets if not t.via] == [("arch/arm/kernel/foo.o", "arm")]
+    assert [(s.object, s.status) for s in skipped] == [("arch/arm/include/foo.h", "skipped")]
+    assert "a header of arch/arm" in skipped[0].reason
 
 
 # -- real 7.3 tree: x86 allmodconfig in the cached O= directory ----------------------
@@ -444,22 +447,37 @@ def test_7_3_a_series_on_the_wrong_base_fails_clearly(kernel_tree, tmp_path):
 
 
 @pytest.mark.realtree
-def test_7_3_files_for_other_architectures_are_not_build_checked(kernel_tree, tmp_path):
+def test_7_3_files_for_other_architectures_are_built_there(kernel_tree, tmp_path):
+    """A file x86 does not build is built on the architecture it lives
+    under, or on the first one whose allmodconfig selects it (Kbuild says
+    which); a broken hunk there fails the patch, naming the compiler line."""
     tree = kernel_tree("7.3")
     out = tmp_path / "s"
     commit(tree, "tty: sunsu: mention sparc", [
         ("drivers/tty/serial/sunsu.c", "", "// sparc only\n")])
     commit(tree, "sparc: say hello", [
         ("arch/sparc/kernel/setup_64.c", "", "// hello\n")])
+    commit(tree, "powerpc/kvm: break the build", [
+        ("arch/powerpc/kvm/book3s_64_vio.c", "\treturn 0;\n}\n",
+         "\treturn mmconvert_undeclared;\n}\n")])
     format_patch(tree, out)
     r = run_mmconvert("verify", out, "--tree", tree, "--build", "--json", tmp_path / "r.json")
     print(r.stdout)
+    assert r.returncode == 1, r.stderr
     data = json.loads((tmp_path / "r.json").read_text())
-    objs = [(o["object"], o["status"]) for p in data["patches"] for o in p["objects"]]
-    assert objs == [("drivers/tty/serial/sunsu.o", "skipped"),
-                    ("arch/sparc/kernel/setup_64.c", "skipped")]
-    assert "not build-checked" in r.stdout
-    assert data["objects_built"] == 0
+    objs = [(o["object"], o["status"], o["arch"]) for p in data["patches"] for o in p["objects"]]
+    assert objs == [("drivers/tty/serial/sunsu.o", "passed", "sparc"),
+                    ("arch/sparc/kernel/setup_64.o", "passed", "sparc"),
+                    ("arch/powerpc/kvm/book3s_64_vio.o", "failed", "powerpc")]
+    line = next(n for n, text in enumerate(
+        (tree / "arch/powerpc/kvm/book3s_64_vio.c").read_text().splitlines(), 1)
+        if "mmconvert_undeclared" in text)
+    assert re.search(r"^  \[3/3\] FAIL powerpc/kvm: break the build$", r.stdout, re.MULTILINE)
+    assert (f"arch/powerpc/kvm/book3s_64_vio.o [powerpc]: FAILED: "
+            f"arch/powerpc/kvm/book3s_64_vio.c:{line}: error: 'mmconvert_undeclared' "
+            "undeclared") in r.stdout
+    assert "not build-checked" not in r.stdout
+    assert data["objects_built"] == 3
 
 
 @pytest.fixture(scope="module")
@@ -545,3 +563,14 @@ def test_7_3_a_directory_kbuild_enters_twice_is_built_without_parallel_jobs(kern
         assert b.jobs_for(["drivers/char/ipmi/ipmi_si_intf.o", "drivers/char/mem.o"]) == 1
         assert b.jobs_for(["drivers/char/mem.o"]) == 2
         assert "not built by x86 allmodconfig" in b.unselected("drivers/tty/serial/sunsu.o")
+
+
+def test_a_missing_cross_compiler_is_named_when_installing_is_off(monkeypatch):
+    monkeypatch.setenv("MMCONVERT_NO_INSTALL", "1")
+    missing = [(a, cross, pkg) for a, (cross, pkg) in buildmod.ARCHES.items()
+               if cross and not shutil.which(cross + "gcc")]
+    if not missing:
+        pytest.skip("every cross compiler mmconvert knows is installed here")
+    arch, cross, pkg = missing[0]
+    assert buildmod.ensure_compiler(arch) == f"no {cross}gcc for {arch} (Debian package {pkg})"
+    assert buildmod.ensure_compiler("x86") is None

@@ -74,6 +74,7 @@ def _make_env() -> dict[str, str]:
 # (installed on demand), then every other architecture whose cross
 # compiler is already installed.
 FALLBACK = ("arm64", "arm", "powerpc", "riscv", "s390", "sparc")
+APT_TIMEOUT = 600
 # Objects built for a touched header that is shared tree-wide (include/...).
 HEADER_USERS = 3
 # Objects built for a header that lives beside its .c files.
@@ -220,6 +221,13 @@ _NO_RULE = re.compile(r"No rule to make target '([^']+)'")
 _COMPILER_ERROR = re.compile(r"^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: (.*)$", re.MULTILINE)
 
 
+def _errors(output: str, strip: str) -> frozenset[str]:
+    """Every compiler error, without its line and column (a patch moves
+    lines): what tells a new error from one the base already has."""
+    return frozenset(f"{m.group(1).removeprefix(strip)}: {m.group(4)}"
+                     for m in _COMPILER_ERROR.finditer(output))
+
+
 def _first_error(output: str, strip: str) -> str:
     m = _COMPILER_ERROR.search(output)
     if m:
@@ -242,6 +250,7 @@ class Builder:
         self.jobs = jobs or os.cpu_count() or 1
         self.objects_built = 0
         self.seconds = 0.0
+        self.errors: dict[str, frozenset[str]] = {}   # object -> its last build's errors
         self.setup_note = "not a Kbuild tree: make path/file.o in the worktree"
 
     # The tree make runs in and the directory objects land in.
@@ -302,6 +311,7 @@ class Builder:
                     continue
                 if o in failed or (status != 0 and not (self.objdir / o).exists()):
                     _, alone = self._make(o)
+                    self.errors[o] = _errors(alone, f"{self.src}/")
                     results[o] = ObjectResult(o, "failed", _first_error(alone, f"{self.src}/"),
                                               t.via, self.arch)
                 else:
@@ -468,9 +478,11 @@ class KbuildBuilder(Builder):
         return self.dir / "prepared"
 
     @contextlib.contextmanager
-    def session(self):
+    def session(self, changed: list[str] = ()):
         """Hold the cache for this run: prepare it once, restore what an
-        earlier run changed, and release it on every exit path."""
+        earlier run changed, and release it on every exit path.  `changed`:
+        paths the worktree already differs from the base in (a builder made
+        after some patches were applied); they are put to the base too."""
         cache_root().mkdir(parents=True, exist_ok=True)
         with open(self.lockfile, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -478,20 +490,22 @@ class KbuildBuilder(Builder):
                 if self._stamp.is_file():
                     self.setup_note = f"reused {self.objdir} ({self.arch}, prepared earlier)"
                     self._stamp.touch()
-                    self._restore()
+                    self._restore(changed)
                 else:
-                    self._prepare()
+                    self._prepare(changed)
                     evict_builds(keep=KEEP_BUILDS, current=self.dir, arch=self.arch)
                 yield self
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _prepare(self) -> None:
+    def _prepare(self, changed: list[str] = ()) -> None:
         start = time.monotonic()
         if self.dir.exists():
             shutil.rmtree(self.dir)  # an interrupted first run
         self.dir.mkdir(parents=True)
         self._populate()
+        # Prepared at the base, whatever the worktree holds by now.
+        self.put_base(list(changed))
         for args in ([CONFIG], [f"-j{self.jobs}", "prepare"]):
             status, out = self._make(*args)
             if status != 0:
@@ -517,13 +531,16 @@ class KbuildBuilder(Builder):
         (tmp / ".git").unlink(missing_ok=True)
         tmp.rename(self.src)
 
-    def _restore(self) -> None:
-        """Put paths an earlier run changed back to the base (the worktree is
-        still at the base when this runs)."""
+    def _restore(self, changed: list[str] = ()) -> None:
+        """Put paths an earlier run changed back to the base, from the base
+        commit itself (the worktree may hold patches by now); the manifest
+        goes only once they are."""
         if self._manifest.is_file():
-            paths = sorted(set(self._manifest.read_text().split("\n")) - {""})
-            self._copy(paths)
+            paths = sorted(set(self._manifest.read_text().split("\n")) - {""} | set(changed))
+            self.put_base(paths)
             self._manifest.unlink()
+        elif changed:
+            self.put_base(list(changed))
 
     def sync(self, paths: list[str]) -> None:
         with open(self._manifest, "a") as m:
@@ -573,6 +590,8 @@ def installed_cross() -> tuple[str, ...]:
 def ensure_compiler(arch: str) -> str | None:
     """None when `arch`'s cross compiler is there (installed now if need
     be, as `make setup` installs spatch), else why it is not."""
+    if arch not in ARCHES:
+        return f"no cross compiler mmconvert knows for arch/{arch}"
     cross, package = ARCHES[arch]
     if not cross or shutil.which(cross + "gcc"):
         return None
@@ -582,12 +601,16 @@ def ensure_compiler(arch: str) -> str | None:
     log.warning("build: installing %s for %s", package, arch)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-qq", package]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-    if p.returncode != 0:   # package lists too old, or none yet
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env,
-                       stdin=subprocess.DEVNULL)
+    try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
+        if p.returncode != 0:   # package lists too old, or none yet
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                               stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return f"{package} for {arch} could not be installed: apt-get took over {APT_TIMEOUT} s"
     if p.returncode != 0 or not shutil.which(cross + "gcc"):
         last = (p.stderr.strip().splitlines() or ["?"])[-1]
         return f"{package} for {arch} could not be installed: {last}"
@@ -627,17 +650,13 @@ class MultiBuilder:
     def seconds(self) -> float:
         return sum(b.seconds for b in self.builders)
 
-    @property
-    def arches(self) -> list[str]:
-        return [b.arch for b in self.builders]
-
     def _get(self, arch: str) -> KbuildBuilder | None:
         if arch not in self._builders:
             why = ensure_compiler(arch)
             if why is None:
                 b = KbuildBuilder(self.wt, self.base, self.jobs, arch)
                 try:
-                    self.stack.enter_context(b.session())
+                    self.stack.enter_context(b.session(self._synced))
                     b.sync(self._synced)     # the patches applied so far
                     self._builders[arch] = b
                 except BuildSetupError as e:
@@ -657,7 +676,13 @@ class MultiBuilder:
         return self.primary.unselected(obj)
 
     def _choose(self, t: Target, exclude: set[str]) -> tuple[KbuildBuilder | None, str]:
-        order = [a for a in ((t.arch,) if t.arch else (ARCH, *FALLBACK, *installed_cross()))
+        parts = PurePosixPath(t.object).parts
+        if parts[0] in NOT_KERNEL_TOP or len(parts) == 1:
+            # No architecture changes that: ask x86 only, for its reason.
+            return None, (self.primary.unselected(t.object)
+                          or f"{parts[0]} is not built by Kbuild's kernel build")
+        own = parts[1] if parts[0] == "arch" and len(parts) > 2 else ""
+        order = [a for a in ((own,) if own else (ARCH, *FALLBACK, *installed_cross()))
                  if a not in exclude]
         whys = []
         for arch in order:
@@ -674,9 +699,10 @@ class MultiBuilder:
         if t.arch or len(whys) == 1:
             return None, whys[0]
         tried = [a for a in order if isinstance(self._builders.get(a), KbuildBuilder)]
-        missing = [w for w in whys if w.startswith(("no ", "gcc-"))]
+        broken = [self._builders[a] for a in order if not isinstance(self._builders.get(a),
+                                                                      KbuildBuilder)]
         return None, (f"no {CONFIG} selects it on {', '.join(tried)}"
-                      + (f"; {'; '.join(missing)}" if missing else ""))
+                      + (f"; {'; '.join(broken)}" if broken else ""))
 
     def build(self, targets: list[Target]) -> list[ObjectResult]:
         """Each target on the first architecture that selects it.  One that
@@ -715,14 +741,17 @@ class MultiBuilder:
 
     def _at_base(self, arch: str, failed: list[ObjectResult]) -> dict[str, str]:
         """Of objects that failed on `arch`, those that fail there at the
-        base as well, with the base's first error."""
+        base with every error they have after the patches (none new), with
+        the base's first error."""
         b = self._builders[arch]
+        after = {r.object: b.errors.get(r.object, frozenset()) for r in failed}
         out: dict[str, str] = {}
         b.put_base(self._synced)
         built = b.objects_built    # a second look, not another object
         try:
             for r in b.build([Target(r.object) for r in failed]):
-                if r.status == "failed":
+                if r.status == "failed" and after[r.object] <= b.errors.get(r.object,
+                                                                            frozenset()):
                     out[r.object] = r.reason
         finally:
             b.objects_built = built

@@ -118,6 +118,9 @@ class ApiFacts:
     has_call_mmap: bool = False
     has_can_mmap_file: bool = False
     has_set_anonymous: bool = False
+    # Whether desc->action.error_override also applies when the file is
+    # mapped through the compatibility layer (mm/util.c says; 7.3: no).
+    override_on_compat: bool = True
 
     @property
     def has_hook(self) -> bool:

@@ -17,6 +17,7 @@ with a note when it changed.  The words are in templates/changes.j2.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -137,15 +138,19 @@ class Records:
 
     def put(self, name: str, record: dict) -> None:
         """Version N replaces an earlier record of version N (the latest
-        series of a version is the one sent)."""
-        rows = [r for r in self.load(name) if r["version"] != record["version"]]
-        rows.append(record)
-        rows.sort(key=lambda r: r["version"])
+        series of a version is the one sent); an older version that named
+        the same branch no longer does (the branch holds this one now)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self._path(name).with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-            tmp.replace(self._path(name))
+            with open(self.root / f"{name}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                rows = [dict(r, branch=None) if r.get("branch") == record["branch"] else r
+                        for r in self.load(name) if r["version"] != record["version"]]
+                rows.append(record)
+                rows.sort(key=lambda r: r["version"])
+                tmp = self._path(name).with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+                tmp.replace(self._path(name))
         except OSError as e:  # only the next -v loses its lookup
             log.warning("series: cannot record this version for a later -v: %s", e)
 
@@ -165,19 +170,25 @@ def find(gt: GitTree, generation: str, only: tuple[str, ...], version: int, new_
     """Version `version - 1`, or None (said in one line by the caller)."""
     name = campaign(generation, only)
     rows = {r["version"]: r for r in Records(gt).load(name)}
+    first = rows[min(rows)] if rows else None
     old = version - 1
     if ref:
-        base, tip = _range(gt, ref, new_base)
+        base, tip = _range(gt, ref)
         row = next((r for r in rows.values() if r["tip"] == tip
                     or (r.get("branch") and gt.branch_exists(r["branch"])
                         and gt.resolve(r["branch"]) == tip)), None)
-        cid = row["change_id"] if row else change_id(gt, name, base)
+        if base is None:
+            base = row["base"] if row and _is_ancestor(gt, row["base"], tip) else \
+                _merge_base(gt, ref, tip, new_base)
+        cid = first["change_id"] if first else change_id(gt, name, base)
         return _read(gt, old, base, tip, cid, "--previous", row)
     row = rows.get(old)
     if row is not None:
         tip = _current_tip(gt, row)
         if tip:
-            return _read(gt, old, row["base"], tip, row["change_id"], "record", row)
+            return _read(gt, old, row["base"], tip, first["change_id"], "record", row)
+    if only:
+        return None      # a branch name does not say which files a campaign covered
     branch = _latest_branch(gt, generation, old)
     if branch is None:
         return None
@@ -186,29 +197,38 @@ def find(gt: GitTree, generation: str, only: tuple[str, ...], version: int, new_
     base = _commit(gt, m.group(1)) if m else None
     if base is None or not _is_ancestor(gt, base, tip):
         base = gt.run("merge-base", tip, new_base).strip()
-    first = rows.get(1)
     cid = first["change_id"] if first else change_id(gt, name, base)
     return _read(gt, old, base, tip, cid, "branch", None)
 
 
+_RANGE = re.compile(r"^([^.]+)\.\.([^.]+)$")
+
+
 def check_ref(gt: GitTree, ref: str) -> None:
-    """--previous names commits git has (one line if not)."""
-    for part in ref.split("..") if ".." in ref else [ref]:
-        part = part.strip(".")
-        if part and _commit(gt, part) is None:
+    """--previous is a revision or OLD_BASE..OLD_TIP that git has (one line
+    if not)."""
+    m = _RANGE.match(ref)
+    if ".." in ref and not m:
+        raise UsageError(f"--previous {ref}: give a revision or OLD_BASE..OLD_TIP")
+    for part in m.groups() if m else (ref,):
+        if _commit(gt, part) is None:
             raise UsageError(f"--previous {ref}: unknown revision {part}")
 
 
-def _range(gt: GitTree, ref: str, new_base: str) -> tuple[str, str]:
-    if ".." in ref:
-        a, _, b = ref.partition("..")
-        return gt.resolve(a.rstrip(".")), gt.resolve(b.lstrip(".") or "HEAD")
-    tip = gt.resolve(ref)
+def _range(gt: GitTree, ref: str) -> tuple[str | None, str]:
+    """(base or None when only a tip is named, tip)."""
+    m = _RANGE.match(ref)
+    if m:
+        return gt.resolve(m.group(1)), gt.resolve(m.group(2))
+    return None, gt.resolve(ref)
+
+
+def _merge_base(gt: GitTree, ref: str, tip: str, new_base: str) -> str:
     status, out, _ = gt.run_rc("merge-base", tip, new_base)
     if status != 0:
         raise UsageError(f"--previous {ref}: no common history with the base; give "
                          "OLD_BASE..OLD_TIP")
-    return out.strip(), tip
+    return out.strip()
 
 
 def _commit(gt: GitTree, rev: str) -> str | None:
@@ -222,13 +242,28 @@ def _is_ancestor(gt: GitTree, a: str, b: str) -> bool:
 
 def _current_tip(gt: GitTree, row: dict) -> str | None:
     """The recorded branch as it is now (a reviewer's trailers may have
-    been added to it), else the recorded tip while git still has it."""
+    been added to it) while it still holds that version (as many patches,
+    on the same base), else the recorded tip while git still has it."""
     branch = row.get("branch")
     if branch and gt.branch_exists(branch):
         tip = gt.resolve(branch)
-        if _is_ancestor(gt, row["base"], tip):
+        if _is_ancestor(gt, row["base"], tip) and \
+                len(_commits(gt, row["base"], tip)) == len(row.get("patches", ())):
             return tip
     return _commit(gt, row["tip"])
+
+
+def _commits(gt: GitTree, base: str, tip: str) -> list[str]:
+    """The patches of base..tip: first parents only (a merge brings other
+    people's commits), none without a diff (b4's cover letter commit)."""
+    out = gt.run("log", "--reverse", "--first-parent", "--no-merges", "--format=%H %T %P",
+                 f"{base}..{tip}")
+    commits = []
+    for line in out.splitlines():
+        c, tree, *parents = line.split()
+        if parents and gt.run("rev-parse", f"{parents[0]}^{{tree}}").strip() != tree:
+            commits.append(c)
+    return commits
 
 
 def _latest_branch(gt: GitTree, generation: str, version: int) -> str | None:
@@ -241,7 +276,7 @@ def _latest_branch(gt: GitTree, generation: str, version: int) -> str | None:
 
 def _read(gt: GitTree, version: int, base: str, tip: str, cid: str, found: str,
           row: dict | None) -> Previous:
-    commits = gt.run("rev-list", "--reverse", "--no-merges", f"{base}..{tip}").split()
+    commits = _commits(gt, base, tip)
     ids = patch_ids(gt, f"{base}..{tip}")
     recorded = (row or {}).get("patches", [])
     patches = []
@@ -268,7 +303,8 @@ def handlers_in_diff(diff: str) -> tuple[str, ...]:
 
 def patch_ids(gt: GitTree, rev_range: str) -> dict[str, str]:
     """commit -> `git patch-id --stable` of its diff."""
-    diff = gt.run("log", "-p", "--no-renames", "--format=commit %H", rev_range)
+    diff = gt.run("log", "-p", "--no-renames", "--no-color", "--no-textconv", "--no-ext-diff",
+                  "--format=commit %H", rev_range)
     out = gt.run("patch-id", "--stable", input=diff)
     return {c: pid for pid, c in (line.split() for line in out.splitlines() if line.strip())}
 
@@ -290,24 +326,33 @@ def carried_trailers(gt: GitTree, message: str) -> tuple[str, ...]:
 
 class Matcher:
     """Pairs each new patch with the patch of version N-1 it continues: the
-    same stage and subsystem, else the same subject, else most handlers in
-    common."""
+    same stage and subsystem, else the same subject (as each is committed:
+    the trailers depend on it), then, once all are, the most handlers in
+    common among those left."""
 
     def __init__(self, prev: Previous):
         self.prev = prev
         self.free = list(prev.patches)
 
-    def match(self, key: str, subject: str, handlers: tuple[str, ...]) -> PatchInfo | None:
+    def match(self, key: str, subject: str) -> PatchInfo | None:
         old = next((p for p in self.free if p.key and p.key == key), None) \
             or next((p for p in self.free if p.subject == subject), None)
-        if old is None:
-            scored = [(len(set(p.handlers) & set(handlers)), -i, p)
-                      for i, p in enumerate(self.free)]
-            best = max(scored, default=None, key=lambda s: s[:2])
-            old = best[2] if best and best[0] > 0 else None
         if old is not None:
             self.free.remove(old)
         return old
+
+    def finish(self, new: list[NewPatch], pairs: list[PatchInfo | None]) -> list[PatchInfo | None]:
+        out = list(pairs)
+        for i, n in enumerate(new):
+            if out[i] is not None:
+                continue
+            scored = [(len(set(p.handlers) & set(n.handlers)), -j, p)
+                      for j, p in enumerate(self.free)]
+            best = max(scored, default=None, key=lambda s: s[:2])
+            if best and best[0] > 0:
+                out[i] = best[2]
+                self.free.remove(best[2])
+        return out
 
 
 def deltas(prev: Previous, new: list[NewPatch], pairs: list[PatchInfo | None],

@@ -35,7 +35,7 @@ from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
 from .model import ApiFacts, Change, FileWarning, Handler
 from .seriescache import Entry, SeriesCache
-from .tree import HEADERS
+from .tree import ACTIONS_C, HEADERS
 from .ui import JobsOpt, TimeoutOpt
 
 log = logging.getLogger("mmconvert")
@@ -48,7 +48,7 @@ NEUTRAL_EMAIL = "mmconvert@localhost"
 # What the series worktree needs on disk before any search: API detection's
 # headers and get_maintainer.pl (the top-level files always come too).  The
 # rest is checked out as the stages find it.
-SPARSE_SEED = (*HEADERS, "scripts/get_maintainer.pl")
+SPARSE_SEED = (*HEADERS, ACTIONS_C, "scripts/get_maintainer.pl")
 
 
 class SeriesError(MmconvertError):
@@ -217,13 +217,16 @@ def _build_each(tmp: Path, gt: GitTree, base: str, jobs: int | None) -> dict:
     if failed or not rep.passed:
         log.warning("series: the build check failed (%s); the cover letter says so",
                     ", ".join(o.object for o in failed) or "see mmconvert verify")
+    from .build import ARCH
+
     built = [o for o in objs if o.status in ("passed", "failed")]
     cross: dict[str, set[str]] = {}
     for o in built:
-        if o.arch and o.arch != "x86":
+        if o.arch and o.arch != ARCH:
             cross.setdefault(o.arch, set()).add(o.object)
-    arch = "allmodconfig, x86_64" + "".join(f"; {a} for {', '.join(sorted(os_))}"
-                                             for a, os_ in sorted(cross.items()))
+    on_x86 = ["x86_64"] if any(o.arch in ("", ARCH) for o in built) else []
+    arch = "allmodconfig, " + "; ".join(on_x86 + [f"{a} for {', '.join(sorted(os_))}"
+                                                  for a, os_ in sorted(cross.items())])
     return {"passed": sorted({o.object for o in objs if o.status == "passed"}),
             "failed": sorted({(o.object, o.reason) for o in failed}),
             "skipped": sorted({(o.object, o.reason) for o in objs if o.status == "skipped"}),
@@ -268,13 +271,18 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
     return env
 
 
-def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool) -> str:
-    """Commit what `_apply` put in the index."""
+def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool,
+           carried: tuple[str, ...] = ()) -> str:
+    """Commit what `_apply` put in the index: the changelog, then the
+    Signed-off-by of `--signoff`, then the trailers carried from version
+    N-1 (written here, not by git, whose trailer settings vary by machine)."""
     args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
             "--allow-empty-message", "--cleanup=verbatim", "-F", "-"]
-    if signoff:
-        args.append("--signoff")
-    status, _, err = wt.run_rc(*args, input=f"{p.subject}\n\n{p.body}\n", env=env)
+    trailers = [f"Signed-off-by: {env['GIT_COMMITTER_NAME']} <{env['GIT_COMMITTER_EMAIL']}>"
+                ] if signoff else []
+    trailers += [t for t in carried if t not in trailers]
+    block = "\n\n" + "\n".join(trailers) if trailers else ""
+    status, _, err = wt.run_rc(*args, input=f"{p.subject}\n\n{p.body}{block}\n", env=env)
     if status != 0:
         raise SeriesError(f"git commit failed for '{p.subject}': "
                           f"{(err.strip().splitlines() or ['?'])[0]}")
@@ -451,6 +459,9 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             raise UsageError("no API generation to convert to")
         name, existed = _branch_for(gt, facts.generation, base_sha, branch, reroll, force)
         prev = _previous(gt, facts.generation, only, reroll, base_sha, previous_ref)
+        if previous_link and prev is None:
+            log.warning("series: --previous-link is not used: without v%d there is no "
+                        "'Changes in v%d' to put it in", reroll - 1, reroll)
         campaign = rr.campaign(facts.generation, only)
         change = prev.change_id if prev else rr.change_id(gt, campaign, base_sha)
         matcher = rr.Matcher(prev) if prev else None
@@ -465,12 +476,13 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
             for p in group(changes, maint):
                 pipeline.apply_changes(wt, p.changes, index=True)
                 render_patch_text(p, facts, wt)
-                commit(wt, p, env, signoff)
+                carried: tuple[str, ...] = ()
                 if matcher is not None:
-                    old = matcher.match(_key(p), p.subject, _handlers(p))
+                    old = matcher.match(_key(p), p.subject)
                     pairs.append(old)
-                    if old and old.trailers and _patch_id(wt) == old.patch_id:
-                        carry_trailers(wt, old.trailers, env)
+                    if old and old.trailers and _staged_patch_id(wt) == old.patch_id:
+                        carried = old.trailers
+                commit(wt, p, env, signoff, carried)
                 patches.append(p)
                 rcpt.submit(p)
                 log.debug("series: %s", p.subject)
@@ -496,6 +508,8 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                            else rr.handlers_in_diff(wt.run("show", "--format=", c)),
                            ids.get(c, ""), rr.strip_trailers(wt.run("log", "-1", "--format=%B", c)))
                for p, c in zip(patches, commits, strict=True)]
+        if matcher is not None:
+            pairs = matcher.finish(new, pairs)
         changes = _changes_text(facts, reroll, prev, new, pairs, skipped, previous_link,
                                 gt, wt, base_sha) if prev else ""
 
@@ -541,22 +555,11 @@ def _handlers(p: Patch) -> tuple[str, ...]:
     return tuple(dict.fromkeys(h for ch in p.changes for h in ch.handlers))
 
 
-def _patch_id(wt: GitTree) -> str:
-    return next(iter(rr.patch_ids(wt, "HEAD^..HEAD").values()), "")
-
-
-def carry_trailers(wt: GitTree, trailers: tuple[str, ...], env: dict[str, str]) -> None:
-    """Reviewers' trailers from version N-1 onto the commit just made."""
-    message = wt.run("log", "-1", "--format=%B", "HEAD")
-    args = ["interpret-trailers", "--if-exists", "addIfDifferent"]
-    for t in trailers:
-        args += ["--trailer", t]
-    message = wt.run(*args, input=message)
-    status, _, err = wt.run_rc("-c", "commit.gpgsign=false", "commit", "--amend", "--quiet",
-                               "--no-verify", "--allow-empty-message", "--cleanup=verbatim",
-                               "-F", "-", input=message, env=env)
-    if status != 0:
-        raise SeriesError(f"git commit --amend failed: {(err.strip().splitlines() or ['?'])[0]}")
+def _staged_patch_id(wt: GitTree) -> str:
+    """`git patch-id --stable` of what is about to be committed."""
+    diff = wt.run("diff", "--cached", "--no-color", "--no-textconv", "--no-ext-diff",
+                  "--no-renames")
+    return (wt.run("patch-id", "--stable", input=diff).split() or [""])[0]
 
 
 def _previous(gt: GitTree, generation: str, only: tuple[str, ...], reroll: int, base: str,
@@ -564,6 +567,9 @@ def _previous(gt: GitTree, generation: str, only: tuple[str, ...], reroll: int, 
     if reroll < 2:
         return None
     prev = rr.find(gt, generation, only, reroll, base, ref)
+    if prev is not None and not quiet:
+        log.info("series: v%d is %s..%s (found by %s)", prev.version, gt.short(prev.base),
+                 gt.short(prev.tip), prev.found)
     if prev is None and not quiet:
         log.warning("series: no v%d of this series found (no record of it, no branch "
                     "mmconvert/%s-*%s; --previous REF names it): v%d has no range-diff",
@@ -586,7 +592,7 @@ def _changes_text(api: ApiFacts, reroll: int, prev: rr.Previous, new: list[rr.Ne
                         rebased=(gt.short(prev.base), gt.short(base)) if prev.base != base
                         else None, link=rr.lore_link(link) if link else None,
                         hook=api.hook or "mmap_prepare")
-    return "\n\n" + wrap(text)
+    return "\n\n" + wrap(text) + "\n\n---"
 
 
 # What `git format-patch` names its files, with or without -v N.

@@ -20,6 +20,9 @@ API_CHOICES = ("auto", *GENERATIONS)
 
 # The headers that declare the hook, its descriptor and their helpers.
 HEADERS = ("include/linux/fs.h", "include/linux/mm_types.h", "include/linux/mm.h")
+# Where the mapping actions are carried out (what a changelog says of them
+# is checked there).
+ACTIONS_C = "mm/util.c"
 
 _COMMON_FIELDS = {"mm": "mm", "start": "start", "end": "end", "pgoff": "pgoff",
                   "page_prot": "page_prot", "vm_ops": "vm_ops", "private_data": "private_data"}
@@ -51,6 +54,7 @@ NAMED: dict[str, ApiFacts] = {
         library_helpers=("generic_file_mmap_prepare", "generic_file_readonly_mmap_prepare"),
         size_helpers=("vma_desc_pages", "vma_desc_size"),
         has_vfs_mmap=True, has_can_mmap_file=True, has_set_anonymous=True,
+        override_on_compat=False,
     ),
 }
 
@@ -159,8 +163,19 @@ def detect(tree: Path | str) -> ApiFacts:
         generation=generation, source="tree", hook=hook_name, suffix=suffix,
         desc_type=f"struct {desc_tag}", fields=fields, flag_style=flag_style,
         actions=actions, library_helpers=library, size_helpers=size,
-        has_set_anonymous=_declares(alltext, "vma_desc_set_anonymous"), **common,
+        has_set_anonymous=_declares(alltext, "vma_desc_set_anonymous"),
+        override_on_compat=_override_on_compat(root), **common,
     )
+
+
+def _override_on_compat(root: Path) -> bool:
+    """mm/util.c's mmap_action_finish() returns the action's own error to
+    the compatibility layer before it looks at error_override."""
+    util = root / ACTIONS_C
+    if not util.is_file():
+        return True
+    text = _strip_comments(util.read_text(errors="replace"))
+    return re.search(r"if\s*\(\s*!err\s*\|\|\s*is_compat\s*\)\s*return\s+err\s*;", text) is None
 
 
 def resolve(tree: Path | str, api: str = "auto") -> ApiFacts:

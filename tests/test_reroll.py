@@ -116,6 +116,7 @@ def test_v2_on_a_moved_base_finds_v1_and_says_what_changed(sample_tree, tmp_path
     shortlog = cover.index("mmconvert tests (6):")
     rdiff = cover.index("\nRange-diff against v1:\n")
     assert changes < shortlog < rdiff < cover.index("\nbase-commit: ")
+    assert cover[changes:shortlog].endswith(".org\n\n---\n\n")    # b4's second ---
     rows = re.findall(r"^(\d+|-):\s+(\w+|-+) ([=!<>]) ", cover[rdiff:], flags=re.MULTILINE)
     assert [r[1] for r in rows if r[0] != "-"] == v1_ids
     assert re.search(r"^\d+:\s+\w+ < -:\s+-+ misc: ifdefdev: convert ifdefdev_mmap\(\)",

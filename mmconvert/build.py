@@ -696,7 +696,7 @@ class MultiBuilder:
             whys.append(why)
         if not whys:
             return None, ""
-        if t.arch or len(whys) == 1:
+        if own or len(whys) == 1:
             return None, whys[0]
         tried = [a for a in order if isinstance(self._builders.get(a), KbuildBuilder)]
         broken = [self._builders[a] for a in order if not isinstance(self._builders.get(a),

@@ -328,8 +328,6 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
                 r.checkpatch_errors, r.checkpatch_warnings = run_checkpatch(wt.path, p.path)
         ctx = buildmod.builder_for(wt, base_id, jobs) if build else contextlib.nullcontext()
         with ctx as builder:
-            if builder is not None:
-                report.build_note = builder.setup_note
             for p, r in zip(series.patches, report.patches):
                 log.info("applying %s %s", p.label, p.summary)
                 status, out, err = wt.run_rc("am", "--no-3way", "--quiet", str(p.path.resolve()),

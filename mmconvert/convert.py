@@ -294,6 +294,50 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
     return "\n".join(out)
 
 
+def _open_parens(ln: str) -> list[int]:
+    """Columns of the parentheses `ln` leaves open (strings skipped)."""
+    stack: list[int] = []
+    col, quote = 0, ""
+    for i, c in enumerate(ln):
+        if quote:
+            if c == quote and ln[i - 1] != "\\":
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "(":
+            stack.append(col)
+        elif c == ")" and stack:
+            stack.pop()
+        col = (col // 8 + 1) * 8 if c == "\t" else col + 1
+    return stack
+
+
+def realign_continuations(text: str, original: str) -> str:
+    """A line the conversion shortened or lengthened (`vma->vm_pgoff += (`
+    became `desc->pgoff += (`) takes the unchanged continuation lines that
+    were aligned with its open parenthesis along."""
+    old, new = original.split("\n"), text.split("\n")
+    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    unchanged = {j for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag == "equal"
+                 for j in range(j1, j2)}
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag != "replace":
+            continue
+        was, now = _open_parens(old[i2 - 1]), _open_parens(new[j2 - 1])
+        if not was or len(was) != len(now) or was[-1] == now[-1]:
+            continue
+        depth = 1
+        for j in range(j2, len(new)):
+            lead = re.match(r"^[\t ]*", new[j]).group(0)
+            if j not in unchanged or _cols(lead) != was[-1] + 1 or not new[j].strip():
+                break
+            new[j] = _indent_to(now[-1] + 1) + new[j][len(lead):]
+            depth += new[j].count("(") - new[j].count(")")
+            if depth <= 0:
+                break
+    return "\n".join(new)
+
+
 def _condition_cut(ln: str, limit: int) -> tuple[int, int] | None:
     """(where the rest of a condition line starts, its column) for the
     outermost logical operator (else comparison) the line can break after."""
@@ -630,7 +674,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         if new != text(f):
             new = realign_initialisers(new, api.hook)
             new = wrap_long_calls(drop_needless_braces(drop_lone_call_parens(new)))
-            new = wrap_long_lines(new, text(f))
+            new = realign_continuations(wrap_long_lines(new, text(f)), text(f))
             for h in selected:
                 for dd in [dd for dd in h.definitions if dd.file == f]:
                     decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"

@@ -322,5 +322,33 @@ def _common_path(paths: list[str]) -> str:
     return "/".join(out)
 
 
-def subject_prefix(gt: GitTree, files: list[str]) -> str:
-    return history_prefix(gt, files) or path_prefix(files)
+def section_prefix(maint: "Maintainers", files: list[str]) -> str | None:
+    """The component a MAINTAINERS section names by a file pattern, when
+    it alone decides every file, after the path's head: `F: drivers/hv/mshv*`
+    makes `hv: mshv`, where the path alone would say `hv`."""
+    words = set()
+    for f in files:
+        sec = maint.section(f)
+        if sec is None:
+            return None
+        deciding = max((g for g in sec.files if g.covers(f)), key=lambda g: g.depth, default=None)
+        # A directory pattern says no more than the path does.
+        if deciding is None or deciding.raw.endswith("/") or "*" not in deciding.raw:
+            return None
+        m = re.fullmatch(r"(?:[\w.+-]+/)*([A-Za-z][A-Za-z0-9]+)[_-]?\*[\w.*]*", deciding.raw)
+        if m is None:
+            return None
+        words.add(m.group(1))
+    if len(words) != 1:
+        return None
+    word = words.pop()
+    head = path_prefix(files).split(": ")[0]
+    return word if head.lower() == word.lower() else f"{head}: {word}"
+
+
+def subject_prefix(gt: GitTree, files: list[str], maint: "Maintainers | None" = None) -> str:
+    """The subsystem's own prefix from its history; without history the
+    component a MAINTAINERS file pattern names; else one from the path."""
+    return (history_prefix(gt, files)
+            or (section_prefix(maint, files) if maint is not None else None)
+            or path_prefix(files))

@@ -171,13 +171,14 @@ def _context(api: ApiFacts) -> dict:
     return {"api": api, "hook": api.hook or "mmap_prepare", "version": __version__}
 
 
-def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None) -> None:
+def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
+                      maint: Maintainers | None = None) -> None:
     """Fill in prefix, subject and body of a patch from the templates."""
     env = prose.env()
     ctx = _context(api)
     ctx.update(stage=p.stage, details=p.details, changes=p.changes,
                handlers=[h for ch in p.changes for h in ch.handlers])
-    p.prefix = subject_prefix(gt, p.key_files) if gt is not None else ""
+    p.prefix = subject_prefix(gt, p.key_files, maint) if gt is not None else ""
     subj_t = env.get_template("series-subject.j2")
     subject = ""
     for level in range(4):
@@ -475,7 +476,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
         def commit_stage(changes: list[Change]) -> None:
             for p in group(changes, maint):
                 pipeline.apply_changes(wt, p.changes, index=True)
-                render_patch_text(p, facts, wt)
+                render_patch_text(p, facts, wt, maint)
                 carried: tuple[str, ...] = ()
                 if matcher is not None:
                     old = matcher.match(_key(p), p.subject)

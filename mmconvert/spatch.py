@@ -248,7 +248,11 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         # A rule that asks which file it converts (cocci.files()) learns the
         # real name of an aliased one from here.
         aliases = {alias[f]: f for f in todo if alias[f] != f}
-        env = dict(os.environ, MMCONVERT_ALIASES=json.dumps(aliases)) if aliases else None
+        # spatch's own temporary files (cocci-output-*) go under the scratch
+        # directory, so they go with it even when spatch is killed.
+        env = dict(os.environ, TMPDIR=tmp)
+        if aliases:
+            env["MMCONVERT_ALIASES"] = json.dumps(aliases)
         p = _run_streaming(cmd, tmp, label, len(todo), jobs or default_jobs(), progress, env)
         if p.returncode == -signal.SIGINT:   # Ctrl-C reached spatch first
             raise KeyboardInterrupt

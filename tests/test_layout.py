@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmconvert.convert import drop_lone_call_parens, realign_initialisers, wrap_long_lines
+from mmconvert.convert import (drop_lone_call_parens, realign_continuations, realign_initialisers,
+                               wrap_long_lines)
 
 
 @pytest.mark.parametrize("before,after", [
@@ -49,6 +50,27 @@ def test_a_line_made_too_long_is_wrapped_as_kernel_code_wraps():
                                          "\t     !vma_desc_test(desc, VMA_SHARED_BIT)))")
     # A line that was already that long is the author's choice.
     assert wrap_long_lines(new, new) == new
+
+
+def test_continuation_lines_follow_their_parenthesis():
+    original = ("\tvma->vm_pgoff += (pci_resource_start(vk->pdev, BAR)\n"
+                "\t\t\t  >> PAGE_SHIFT);\n"
+                "\tfoo(a,\n"
+                "\t    b);")
+    new = ("\tdesc->pgoff += (pci_resource_start(vk->pdev, BAR)\n"
+           "\t\t\t  >> PAGE_SHIFT);\n"
+           "\tfoo(a,\n"
+           "\t    b);")
+    assert realign_continuations(new, original) == (
+        "\tdesc->pgoff += (pci_resource_start(vk->pdev, BAR)\n"
+        "\t\t\t>> PAGE_SHIFT);\n"
+        "\tfoo(a,\n"
+        "\t    b);")
+    # A continuation the author did not align with the parenthesis stays.
+    loose = new.replace("\t\t\t  >>", "\t\t>>")
+    assert realign_continuations(loose, original.replace("\t\t\t  >>", "\t\t>>")) == loose
+    # Nothing changed, nothing moves.
+    assert realign_continuations(original, original) == original
 
 
 @pytest.mark.parametrize("said, want", [("The file to map", "The VMA descriptor"),

@@ -100,6 +100,8 @@ from .verify import verify_command  # noqa: E402
 app.command("verify")(verify_command)
 from .series import series_command  # noqa: E402
 app.command("series")(series_command)
+from .check import check_command  # noqa: E402
+app.command("check")(check_command)
 
 
 if __name__ == "__main__":

@@ -485,3 +485,21 @@ def locate(gt: GitTree, names: list[str], *, jobs=None, timeout=spatch.DEFAULT_T
             if re.match(rf"\s*EXPORT_SYMBOL\w*\(\s*{name}\s*\)", text):
                 refs.append(Reference(f, n, "export", name))
     return dict(defs), refs
+
+
+def classify_named(gt: GitTree, api: ApiFacts, names: list[str], entries: list[FopsEntry],
+                   ref_lines: list[tuple[str, int, str]], res: spatch.Result
+                   ) -> tuple[list[Handler], list[FileWarning]]:
+    """Scan's handlers and classes for `names`, from a pass over part of
+    the tree (`mmconvert check` reads only the files a patch touched and
+    the files that name its handlers): `entries` are the fops found there,
+    `ref_lines` every line of the tree naming one of `names`, `res` the
+    find_fops records (definitions, prototypes) and unparsed regions."""
+    wanted = set(names)
+    hres = spatch.Result(records=[r for r in res.records
+                                  if r["kind"] in ("definition", "prototype")
+                                  and r["handler"] in wanted],
+                         bad_regions=dict(res.bad_regions))
+    warnings: list[FileWarning] = []
+    handlers = _handlers(gt, api, sorted(wanted), entries, [], ref_lines, hres, warnings)
+    return hold_swapped(gt, handlers, entries), warnings

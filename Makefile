@@ -34,9 +34,14 @@ demo: setup
 
 # The whole suite, real kernel trees included (fetched and cached by
 # scripts/get-kernel on first use).
-test: setup
-	$(BIN)/ruff check mmconvert tests
+test: setup lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# ruff with the rules pyproject.toml selects, and mypy (strict on the stage
+# interfaces: model, pipeline, errors).
+lint: setup
+	$(BIN)/ruff check mmconvert tests
+	$(BIN)/mypy
 
 # Only the fast tests on the sample tree and fixtures.
 unit: setup

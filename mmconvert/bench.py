@@ -129,29 +129,28 @@ def _tree_rss_kb(root: int) -> int:
 def measure(name: str, cmd: list[str], *, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> dict:
     """Run `cmd`, return wall time, memory, exit status and output tails."""
-    out = tempfile.TemporaryFile(mode="w+")
-    err = tempfile.TemporaryFile(mode="w+")
-    print(f"bench: {name}: {' '.join(cmd)}", flush=True)
-    start = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                         env=env, cwd=cwd)
-    peak = [0]
-    done = threading.Event()
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
+        print(f"bench: {name}: {' '.join(cmd)}", flush=True)
+        start = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             env=env, cwd=cwd)
+        peak = [0]
+        done = threading.Event()
 
-    def sample():
-        while not done.wait(0.2):
-            peak[0] = max(peak[0], _tree_rss_kb(p.pid))
+        def sample():
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], _tree_rss_kb(p.pid))
 
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.monotonic() - start
-    p.returncode = os.waitstatus_to_exitcode(status)
-    done.set()
-    t.join()
-    out.seek(0)
-    err.seek(0)
-    stdout, stderr = out.read(), err.read()
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+        t.join()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     return {
         "command": cmd,
         "exit_status": p.returncode,
@@ -238,7 +237,7 @@ def _timed_child(argv: list[str]) -> None:
             finally:
                 inner["git_s"][sub] = inner["git_s"].get(sub, 0.0) + time.perf_counter() - t0
                 inner["git_calls"][sub] = inner["git_calls"].get(sub, 0) + 1
-        GitTree.run_rc = timed_git
+        GitTree.run_rc = timed_git  # type: ignore[method-assign]   # timed for the bench only
     except (ImportError, AttributeError):
         missing.append("mmconvert.gitrepo.GitTree.run_rc")
 
@@ -284,7 +283,7 @@ def _stage_table(timing: dict | None, wall: float) -> dict:
     st = timing["stages"]
     missing = timing["missing"]
     out: dict = {}
-    for s in STAGES + ("recipients", "cover-letter"):
+    for s in (*STAGES, "recipients", "cover-letter"):
         funcs = [f"{m}.{a}" for stage, m, a in STAGE_FUNCS if stage == s]
         gone = [f for f in funcs if f in missing]
         if gone and len(gone) == len(funcs):

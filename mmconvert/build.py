@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -275,7 +276,7 @@ class Builder:
             p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
                                stdin=subprocess.DEVNULL, env=_make_env())
         except FileNotFoundError:
-            raise ToolMissing("make is not installed")
+            raise ToolMissing("make is not installed") from None
         return p.returncode, p.stdout + p.stderr
 
     def unselected(self, obj: str) -> str | None:
@@ -478,7 +479,7 @@ class KbuildBuilder(Builder):
         return self.dir / "prepared"
 
     @contextlib.contextmanager
-    def session(self, changed: list[str] = ()):
+    def session(self, changed: Sequence[str] = ()):
         """Hold the cache for this run: prepare it once, restore what an
         earlier run changed, and release it on every exit path.  `changed`:
         paths the worktree already differs from the base in (a builder made
@@ -498,7 +499,7 @@ class KbuildBuilder(Builder):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _prepare(self, changed: list[str] = ()) -> None:
+    def _prepare(self, changed: Sequence[str] = ()) -> None:
         start = time.monotonic()
         if self.dir.exists():
             shutil.rmtree(self.dir)  # an interrupted first run
@@ -531,7 +532,7 @@ class KbuildBuilder(Builder):
         (tmp / ".git").unlink(missing_ok=True)
         tmp.rename(self.src)
 
-    def _restore(self, changed: list[str] = ()) -> None:
+    def _restore(self, changed: Sequence[str] = ()) -> None:
         """Put paths an earlier run changed back to the base, from the base
         commit itself (the worktree may hold patches by now); the manifest
         goes only once they are."""
@@ -628,9 +629,10 @@ class MultiBuilder:
         self.wt, self.base, self.jobs, self.stack = wt, base, jobs, stack
         self._builders: dict[str, KbuildBuilder | str] = {}
         self._synced: list[str] = []
-        self.primary = self._get(ARCH)
-        if self.primary is None:
-            raise BuildSetupError(self._builders[ARCH])
+        primary = self._get(ARCH)
+        if primary is None:
+            raise BuildSetupError(str(self._builders[ARCH]))
+        self.primary: KbuildBuilder = primary
 
     @property
     def builders(self) -> list[KbuildBuilder]:
@@ -654,17 +656,23 @@ class MultiBuilder:
         if arch not in self._builders:
             why = ensure_compiler(arch)
             if why is None:
-                b = KbuildBuilder(self.wt, self.base, self.jobs, arch)
+                new = KbuildBuilder(self.wt, self.base, self.jobs, arch)
                 try:
-                    self.stack.enter_context(b.session(self._synced))
-                    b.sync(self._synced)     # the patches applied so far
-                    self._builders[arch] = b
+                    self.stack.enter_context(new.session(self._synced))
+                    new.sync(self._synced)     # the patches applied so far
+                    self._builders[arch] = new
                 except BuildSetupError as e:
                     self._builders[arch] = f"{arch}: {e}"
             else:
                 self._builders[arch] = why
         b = self._builders[arch]
         return b if isinstance(b, KbuildBuilder) else None
+
+    def _made(self, arch: str) -> KbuildBuilder:
+        """The builder of an architecture `_get` has made."""
+        b = self._builders[arch]
+        assert isinstance(b, KbuildBuilder), b
+        return b
 
     def sync(self, paths: list[str]) -> None:
         self._synced.extend(p for p in paths if p not in self._synced)
@@ -684,11 +692,11 @@ class MultiBuilder:
         own = parts[1] if parts[0] == "arch" and len(parts) > 2 else ""
         order = [a for a in ((own,) if own else (ARCH, *FALLBACK, *installed_cross()))
                  if a not in exclude]
-        whys = []
+        whys: list[str] = []
         for arch in order:
             b = self._get(arch)
             if b is None:
-                whys.append(self._builders[arch])
+                whys.append(str(self._builders[arch]))
                 continue
             why = b.unselected(t.object)
             if why is None:
@@ -699,8 +707,8 @@ class MultiBuilder:
         if own or len(whys) == 1:
             return None, whys[0]
         tried = [a for a in order if isinstance(self._builders.get(a), KbuildBuilder)]
-        broken = [self._builders[a] for a in order if not isinstance(self._builders.get(a),
-                                                                      KbuildBuilder)]
+        broken = [str(self._builders[a]) for a in order
+                  if not isinstance(self._builders.get(a), KbuildBuilder)]
         return None, (f"no {CONFIG} selects it on {', '.join(tried)}"
                       + (f"; {'; '.join(broken)}" if broken else ""))
 
@@ -726,7 +734,7 @@ class MultiBuilder:
                     results[t.object] = ObjectResult(t.object, "skipped", why, t.via)
             pending = []
             for arch, ts in by_arch.items():
-                out = self._builders[arch].build(ts)
+                out = self._made(arch).build(ts)
                 failed = [r for r in out if r.status == "failed"]
                 base_errors = self._at_base(arch, failed) if failed else {}
                 for t, r in zip(ts, out, strict=True):
@@ -743,7 +751,7 @@ class MultiBuilder:
         """Of objects that failed on `arch`, those that fail there at the
         base with every error they have after the patches (none new), with
         the base's first error."""
-        b = self._builders[arch]
+        b = self._made(arch)
         after = {r.object: b.errors.get(r.object, frozenset()) for r in failed}
         out: dict[str, str] = {}
         b.put_base(self._synced)

@@ -29,7 +29,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from unidiff import PatchSet
@@ -52,7 +51,7 @@ _MMAP_INIT = re.compile(r"\.mmap\s*=")
 # The entries pass without fops macros: a driver's one-line
 # DEFINE_DRM_GEM_FOPS() adds no `.mmap =` of its own (the macro's handler is
 # its subsystem's to convert), so only literal initialisers are judged.
-_RULE_ARGS = {"field_macros": [], "declarer_macros": []}
+_RULE_ARGS: dict[str, list[str]] = {"field_macros": [], "declarer_macros": []}
 
 
 # -- the patches ------------------------------------------------------------
@@ -83,7 +82,7 @@ def _parse(name: str, path: Path, raw: bytes) -> Patch:
     try:
         ps = PatchSet(raw.decode("utf-8", errors="replace"))
     except UnidiffParseError as e:
-        raise UsageError(f"{name}: not a patch unidiff can read ({e})")
+        raise UsageError(f"{name}: not a patch unidiff can read ({e})") from None
     if not len(ps):
         raise UsageError(f"{name}: no diff in it (give git format-patch output or a unified diff)")
     sources: list[str] = []
@@ -94,7 +93,8 @@ def _parse(name: str, path: Path, raw: bytes) -> Patch:
             sources.append(src)
         if dst is not None:
             lines = added.setdefault(dst, set())
-            lines.update(ln.target_line_no for h in pf for ln in h if ln.is_added)
+            lines.update(ln.target_line_no for h in pf for ln in h
+                         if ln.is_added and ln.target_line_no is not None)
     return Patch(name, path, tuple(dict.fromkeys(sources)),
                  {f: frozenset(n) for f, n in added.items()})
 
@@ -107,12 +107,12 @@ def read_patches(path: Path, scratch_dir: Path) -> list[Patch]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise UsageError(f"{path}: cannot read the patch ({e.strerror or e})")
+        raise UsageError(f"{path}: cannot read the patch ({e.strerror or e})") from None
     starts = [m.start() for m in _MBOX_FROM.finditer(raw)]
     if len(starts) < 2:
         return [_parse(str(path), path.resolve(), raw)]
     out = []
-    for i, (a, b) in enumerate(zip(starts, starts[1:] + [len(raw)]), 1):
+    for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(raw)], strict=False), 1):
         part = scratch_dir / f"{sum(1 for _ in scratch_dir.glob('*.patch')):04d}.patch"
         part.write_bytes(raw[a:b])
         out.append(_parse(f"{path} ({i}/{len(starts)})", part, raw[a:b]))
@@ -166,7 +166,7 @@ def _find(wt: GitTree, files: list[str], label: str, **run_kw) -> _Found:
 def _apply(wt: GitTree, p: Patch, tree: Path, base: str) -> None:
     """Apply one patch in the worktree, or say in one line why it does not."""
     wt.ensure(list(p.sources))
-    status, out, err = wt.run_rc("apply", "--index", "--whitespace=nowarn", str(p.path))
+    status, _out, err = wt.run_rc("apply", "--index", "--whitespace=nowarn", str(p.path))
     if status == 0:
         return
     failed = re.search(r"error: patch failed: (.+):(\d+)$", err, flags=re.MULTILINE)
@@ -261,8 +261,10 @@ def check_patch(wt: GitTree, api: ApiFacts, p: Patch, tree: Path, base: str,
     _apply(wt, p, tree, base)
     after = _find(wt, list(p.added), "check: after", **run_kw)
     cands = _candidates(p, before, after)
-    handlers = _handlers(wt, api, sorted({c.entry.handler for c in cands}), after, **run_kw)
-    flags = [_flag(p, api, c, _handler_of(handlers, c.entry)) for c in cands]
+    entries = [c.entry for c in cands if c.entry is not None]     # all of them
+    handlers = _handlers(wt, api, sorted({e.handler for e in entries if e.handler}), after,
+                         **run_kw)
+    flags = [_flag(p, api, c, _handler_of(handlers, e)) for c, e in zip(cands, entries, strict=True)]
     flags += [_flag(p, api, c, None) for c in _unchecked(wt, p, after)]
     return sorted(flags, key=lambda f: (f.file, f.line, f.fops))
 
@@ -291,7 +293,7 @@ def _suggestion(api: ApiFacts, h: Handler | None) -> str:
     if h.klass == Klass.ACTION:
         call = re.match(r"\w+", h.reason.expression)
         action = MAPPING_CALLS.get(call.group()) if call else None
-        return f"{use}: {call.group()}() becomes {action}()" if action else use
+        return f"{use}: {call.group()}() becomes {action}()" if call and action else use
     if h.klass == Klass.NEEDS_VMA:
         return f"{use} where the descriptor can express it; this handler needs the VMA"
     if h.klass == Klass.FORWARDER:
@@ -330,7 +332,7 @@ def flag_text(f: Flag) -> str:
     else:
         what = (f"new .mmap handler {f.handler}, used by {f.fops} at "
                 f"{f.entry.file}:{f.entry.line}")
-    why = f.klass.value + "".join(f", {n}" for n in f.notes[:1])
+    why = (f.klass or Klass.UNCLEAR).value + "".join(f", {n}" for n in f.notes[:1])
     if f.reason is not None and f.reason.line:
         why += f": {f.reason.file}:{f.reason.line}: {f.reason.expression}"
     return f"{where} {what} ({why}): {f.suggestion}"
@@ -342,9 +344,9 @@ TreeOpt = typer.Option(Path("."), "--tree",
                        help="kernel checkout the patches apply to, at its HEAD (never changed)")
 
 
-def check_command(patches: List[Path] = PatchesArg, tree: Path = TreeOpt, api: str = ApiOpt,
+def check_command(patches: list[Path] = PatchesArg, tree: Path = TreeOpt, api: str = ApiOpt,
                   as_json: bool = typer.Option(False, "--json", help="the flags as a JSON list"),
-                  jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
+                  jobs: int | None = JobsOpt, timeout: int = TimeoutOpt):
     """Flag every new struct file_operations .mmap user the patches add, with
     the handler's class and the hook to use instead.  Exit 0: nothing
     flagged, 1: something flagged, 2: a patch or the tree cannot be used."""

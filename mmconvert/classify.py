@@ -391,16 +391,18 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                     if not _flag_list(mask):
                         return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, end)),
                                        ("flag test with no VMA_*_BIT form",))
-                    # `(flags & M) == M` tests all bits; any other comparison
-                    # of the masked word has no helper.
+                    # `(flags & M) == V` for 0, M or one flag of M: V's bit
+                    # set and the rest of M clear; other comparisons of the
+                    # masked word have no helper.
                     after = [x.text for x in toks[end + 1:end + 3]]
                     if after[:1] == [")"] and after[1:] and after[1] in ("==", "!=", "<", ">"):
                         o = end + 3
                         oend = body.match_paren(o) if toks[o].text == "(" else o
-                        if after[1] not in ("==", "!=") or \
-                                [x.text for x in toks[o:oend + 1]] != mask:
+                        value = [x.text for x in toks[o:oend + 1]]
+                        start = i - 1 if toks[i - 1].text == "(" else i
+                        if after[1] not in ("==", "!=") or not _masked_value(value, mask):
                             return Verdict(Klass.NEEDS_VMA,
-                                           Site(file, u.line, body.text(i, oend)),
+                                           Site(file, u.line, body.text(start, oend)),
                                            ("flag comparison with no vma_desc_test*() form",))
                 else:
                     return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(i, i + 2)),
@@ -415,6 +417,20 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                     return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(c[0], end)),
                                    ("flag expression with no VMA_*_BIT form",))
     return None
+
+
+def _flag_names(tokens: list[str]) -> set[str]:
+    return {t for t in tokens if t.startswith("VM_")}
+
+
+def _masked_value(value: list[str], mask: list[str]) -> bool:
+    """Whether `(flags & mask) == value` has a vma_desc_test*() form (the
+    convert rules' flags_test and flags_cmp): the value is 0, the mask
+    itself, or one VM_* flag of a mask of several."""
+    if value in (["0"], mask):
+        return True
+    names = _flag_names(mask)
+    return len(value) == 1 and value[0] in names and len(names) > 1
 
 
 def _stmt_end(toks: list[Tok], i: int) -> int:

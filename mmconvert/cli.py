@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -74,7 +73,7 @@ def _inventory(tree: Path, api: str, jobs, timeout):
 @app.command()
 def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
          as_json: bool = typer.Option(False, "--json", help="records as JSON"),
-         jobs: Optional[int] = JobsOpt, timeout: int = TimeoutOpt):
+         jobs: int | None = JobsOpt, timeout: int = TimeoutOpt):
     """Inventory every struct file_operations .mmap handler and classify it,
     then list the forwarders and presence checks."""
     inv, sites = run(lambda: _inventory(tree, api, jobs, timeout))
@@ -95,12 +94,16 @@ from .convert import convert_command  # noqa: E402
 
 app.command("convert")(convert_command)
 from .report import report_command  # noqa: E402
+
 app.command("report")(report_command)
 from .verify import verify_command  # noqa: E402
+
 app.command("verify")(verify_command)
 from .series import series_command  # noqa: E402
+
 app.command("series")(series_command)
 from .check import check_command  # noqa: E402
+
 app.command("check")(check_command)
 
 

@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import typer
 import unidiff
@@ -26,12 +26,19 @@ from .classify import MAPPING_CALLS, Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate
-from .model import (ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass,
-                    Reference, to_json)
+from .model import ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass, Reference, to_json
 from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
 
 LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
 TWIN = "__mmconvert_twin"
+
+
+def _match(pattern: str, text: str) -> re.Match[str]:
+    """re.match() where the caller knows the text has the pattern."""
+    m = re.match(pattern, text)
+    if m is None:
+        raise ValueError(f"internal error: {text!r} does not match {pattern!r}")
+    return m
 
 
 def _prose(name: str, **ctx) -> str:
@@ -105,7 +112,7 @@ def insert_twins(text: str, twins: list[tuple[str, list[Definition], list[int], 
             if end < len(lines) and re.match(rf"\s*EXPORT_SYMBOL\w*\(\s*{name}\s*\)", lines[end]):
                 extra = [re.sub(rf"\b{name}\b", twin, lines[end])]
                 after = end + 1
-            copy = [re.sub(rf"\b{name}\b", twin, body[0])] + body[1:]
+            copy = [re.sub(rf"\b{name}\b", twin, body[0]), *body[1:]]
             if d.line - 1 != start:
                 copy[1] = re.sub(rf"\b{name}\b", twin, copy[1])
             inserts.append((after, ["\n", *copy, *extra]))
@@ -131,11 +138,12 @@ _DECL = re.compile(r"^\s*(?!return\b|goto\b|else\b|case\b)(?:[A-Za-z_]\w*[\s*]+)
 _INIT_LINE = re.compile(r"^(\s*\.\w+)([ \t]+)=([ \t]*)\S")
 
 
-def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str]:
+def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str, str]:
     """How the initialiser around line i lays out `.field = value`: "single"
     (one space before '='), "tabs" or "spaces" (padded to a column), the
-    column of '=' its lines share most, and what follows '=' (a tab in the
-    `.field\t=\tvalue` style, else a space)."""
+    column of '=' its lines share most, what follows '=' (a tab in the
+    `.field\t=\tvalue` style, else a space), and what its widest names put
+    before '=' (where a name too long for the column goes)."""
     near = []
     j = i - 1                        # up to the line that opens the initialiser
     while j >= 0 and not lines[j].rstrip().endswith("{") and i - j < 60:
@@ -145,12 +153,12 @@ def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str]:
     while j < len(lines) and not lines[j].lstrip().startswith("}") and j - i < 60:
         near.append(_INIT_LINE.match(lines[j]))
         j += 1
-    near = [m for m in near if m]
-    if not near:
-        return "single", None, " "
-    before = [m.group(2) for m in near]
-    after = collections.Counter("\t" if "\t" in m.group(3) else " " for m in near)
-    cols = collections.Counter(len((m.group(1) + m.group(2)).expandtabs(8)) for m in near)
+    found = [m for m in near if m]
+    if not found:
+        return "single", None, " ", " "
+    before = [m.group(2) for m in found]
+    after = collections.Counter("\t" if "\t" in m.group(3) else " " for m in found)
+    cols = collections.Counter(len((m.group(1) + m.group(2)).expandtabs(8)) for m in found)
     col = max(cols, key=lambda c: (cols[c], c))
     if all(b == " " for b in before):
         kind = "single"
@@ -158,22 +166,31 @@ def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str]:
         kind = "tabs"
     else:
         kind = "spaces"
-    return kind, col, after.most_common(1)[0][0]
+    widest = max(_cols(m.group(1)) for m in found)
+    overflow = collections.Counter(m.group(2) for m in found if _cols(m.group(1)) == widest)
+    return kind, col, after.most_common(1)[0][0], " " if set(overflow) == {" "} else "\t"
 
 
-def realign_initialisers(text: str, hook: str) -> str:
+def realign_initialisers(text: str, hook: str, original: str = "") -> str:
     """spatch prints a changed initialiser as `.x = y`; lay it out as the
-    rest of its initialiser does."""
+    rest of its initialiser does.  A name too long for the table's column
+    gets what the table's widest names have (`.release = ` among
+    `.open\t = `), or one space where the line it replaces was padded with
+    spaces (`.mmap   = `)."""
+    padded = {m.group(2) for m in re.finditer(r"(?m)^\s*\.mmap( {2,})=\s*(\w+)", original)}
     lines = text.split("\n")
     for i, ln in enumerate(lines):
         m = re.match(rf"^(\s*\.{hook})\s*=\s*(.*)$", ln)
         if not m:
             continue
-        kind, col, after = _initialiser_style(lines, i)
+        kind, col, after, wide = _initialiser_style(lines, i)
         head = m.group(1)
         width = len(head.expandtabs(8))
+        was_padded = any(m.group(2).startswith(v) for v in padded)
         if kind == "single" or col is None:
             pad = " "
+        elif width + 1 > col:
+            pad = " " if was_padded else wide
         elif kind == "tabs":
             pad, w = "\t", (width // 8 + 1) * 8
             while w < col:
@@ -191,7 +208,7 @@ def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
     that uses it once reads the descriptor's field there instead (a local
     for one use is noise)."""
     lines = text.split("\n")
-    var, field = re.match(r"struct file \*(\w+) = ([^;]+);", decl).groups()
+    var, field = _match(r"struct file \*(\w+) = ([^;]+);", decl).groups()
     use = re.compile(rf"(?<![.>\w]){re.escape(var)}\b(?!\s*=[^=])")
     i = 0
     while i < len(lines):
@@ -273,13 +290,13 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
     before = set(original.split("\n"))
     lines = text.split("\n")
     out: list[str] = []
-    for i, ln in enumerate(lines):
+    for ln in lines:
         if ln in before or _cols(ln) <= limit:
             out.append(ln)
             continue
         prev = out[-1] if out else ""
         if re.match(r"^\t+ +\S", ln) and prev.rstrip().endswith(",") and "(" in prev:
-            indent = re.match(r"^\t*", prev).group(0) + "\t\t"
+            indent = _match(r"^\t*", prev).group(0) + "\t\t"
             moved = indent + ln.strip()
             if _cols(moved) <= limit:
                 out.append(moved)
@@ -320,7 +337,7 @@ def realign_continuations(text: str, original: str) -> str:
     sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
     unchanged = {j for tag, i1, i2, j1, j2 in sm.get_opcodes() if tag == "equal"
                  for j in range(j1, j2)}
-    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+    for tag, _, i2, _, j2 in sm.get_opcodes():
         if tag != "replace":
             continue
         was, now = _open_parens(old[i2 - 1]), _open_parens(new[j2 - 1])
@@ -328,7 +345,7 @@ def realign_continuations(text: str, original: str) -> str:
             continue
         depth = 1
         for j in range(j2, len(new)):
-            lead = re.match(r"^[\t ]*", new[j]).group(0)
+            lead = _match(r"^[\t ]*", new[j]).group(0)
             if j not in unchanged or _cols(lead) != was[-1] + 1 or not new[j].strip():
                 break
             new[j] = _indent_to(now[-1] + 1) + new[j][len(lead):]
@@ -403,8 +420,8 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
         elif in_doc and re.match(r"^\s*\*/", ln):
             in_doc = False
         elif in_doc and re.match(r"^\s*\*\s+@(\w+):", ln):
-            param = re.match(r"^\s*\*\s+@(\w+):", ln).group(1)
-            prefix = re.match(r"^(\s*\*\s+)", ln).group(1)
+            param = _match(r"^\s*\*\s+@(\w+):", ln).group(1)
+            prefix = _match(r"^(\s*\*\s+)", ln).group(1)
             if param in ("file", "filp", "vma", "fp", "f", "area", "vm"):
                 # Drop continuation lines of this parameter's description.
                 while i + 1 < len(lines) and re.match(r"^\s*\*\s{2,}\S|^\s*\*\t\S", lines[i + 1]) \
@@ -515,7 +532,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     remove: list[str] = []
     file_users: list[str] = []
     lib_needed: set[str] = set()
-    details: dict[str, dict] = {}
+    details: dict[str, dict[str, Any]] = {}
     touched: dict[str, set[str]] = {}      # unit -> files
     texts: dict[str, str] = {}
 
@@ -552,7 +569,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             continue
         if "only wraps a library helper" in notes and h.linkage == "static" \
                 and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
-            lib = re.match(r"return (\w+)", h.reason.expression).group(1)
+            lib = _match(r"return (\w+)", h.reason.expression).group(1)
             renames[h.name] = lib + suffix
             fops_names.append(h.name)
             remove.append(h.name)
@@ -593,10 +610,9 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                         d["flags"] = True
                 if any(u.kind == "field" and u.name == "vm_flags" for u in body.uses):
                     d["flags"] = True
-        files = {dd.file for dd in h.definitions} | fops_files | {
+        touched[h.key] = {dd.file for dd in h.definitions} | fops_files | {
             r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
                                                        "define", "comment")}
-        touched[h.key] = files
         details[h.key] = d
 
     # Library helpers the tree lacks get a twin beside the original.
@@ -639,17 +655,18 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     # handler of the same name elsewhere (two drivers' afu_mmap) is not ours.
     scope: dict[str, set[str]] = collections.defaultdict(set)
     for unit, fs in touched.items():
-        d = details[unit]
-        for name in (d.get("handler"), d.get("original")):
-            if name:
-                scope[name] |= fs
-                scope[name + TWIN] |= fs
-    ctx = dict(api=api, renames=renames, defs=defs, prototypes=prototypes,
-               scope={k: sorted(v) for k, v in sorted(scope.items())},
-               fops_names=fops_names, remove=remove, file_users=file_users,
-               library={k: v for k, v in lib_map.items()
-                        if v in api.library_helpers or k in missing},
-               mapping=[(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions])
+        info = details[unit]
+        for role in ("handler", "original"):
+            named = info.get(role)
+            if named:
+                scope[named] |= fs
+                scope[named + TWIN] |= fs
+    ctx = {"api": api, "renames": renames, "defs": defs, "prototypes": prototypes,
+           "scope": {k: sorted(v) for k, v in sorted(scope.items())},
+           "fops_names": fops_names, "remove": remove, "file_users": file_users,
+           "library": {k: v for k, v in lib_map.items()
+                       if v in api.library_helpers or k in missing},
+           "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions]}
     rule = spatch.render("convert", **ctx)
     files = sorted(set().union(*touched.values())) if touched else []
     if not files:
@@ -672,7 +689,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         base = overrides.get(f, text(f))
         new = apply_diff(base, res.diffs[f]) if f in res.diffs else base
         if new != text(f):
-            new = realign_initialisers(new, api.hook)
+            new = realign_initialisers(new, api.hook, text(f))
             new = wrap_long_calls(drop_needless_braces(drop_lone_call_parens(new)))
             new = realign_continuations(wrap_long_lines(new, text(f)), text(f))
             for h in selected:
@@ -680,7 +697,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                     decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"
                     new = drop_unused_file_decl(new, decl, renames.get(h.name, h.name))
                     new = blank_after_file_decl(new, decl)
-            for n in missing:
+            if missing:
                 new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
         for h in selected:
             if h.name in LIB_HELPERS or h.name in remove or details[h.key]["twin"]:
@@ -721,7 +738,10 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                 failed[h.key] = f"spatch timed out on {dd.file}"
                 continue
             left = leftover(new_texts.get(dd.file, ""), h.name + suffix, dd.vma_param)
-            if left is not None or (h.name + suffix) not in new_texts.get(dd.file, ""):
+            # The new name alone is not enough: the fops rule renames the
+            # initialiser even when the definition did not match.
+            if left is not None or _function_text(new_texts.get(dd.file, ""),
+                                                  h.name + suffix) is None:
                 failed[h.key] = left or "spatch did not convert the definition"
 
     # Group into changes: units that share a file travel together.
@@ -753,24 +773,24 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         u = f"library:{n}"
         lib_files |= touched[u]
     if missing:
-        fs = sorted(lib_files)
+        lib_list = sorted(lib_files)
         diff = "".join(make_diff(f, text(f), _only_twin(text(f), new_texts[f], missing, suffix))
-                       for f in fs)
+                       for f in lib_list)
         changes.append(Change("library", _prose("title-library.j2", helpers=[
             n + suffix for n in missing], api=api), tuple(n + suffix for n in missing),
-            tuple(fs), diff, tuple(details[f"library:{n}"] for n in missing)))
+            tuple(lib_list), diff, tuple(details[f"library:{n}"] for n in missing)))
     base_after_lib = {f: _only_twin(text(f), new_texts[f], missing, suffix) if f in lib_files
                       else text(f) for f in files}
     for key in sorted(groups, key=lambda k: sorted(touched[k])[0]):
         units = sorted(groups[key])
         names = [details[u]["handler"] for u in units]
-        fs = sorted(set().union(*(touched[u] for u in units)))
-        diff = "".join(make_diff(f, base_after_lib[f], new_texts[f]) for f in fs)
+        unit_files = sorted(set().union(*(touched[u] for u in units)))
+        diff = "".join(make_diff(f, base_after_lib[f], new_texts[f]) for f in unit_files)
         if not diff:
             continue
         changes.append(Change("conversion", _prose("title-conversion.j2", handlers=names,
                                                     details=[details[u] for u in units], api=api),
-                              tuple(names), tuple(fs), diff,
+                              tuple(names), tuple(unit_files), diff,
                               tuple(details[u] for u in units)))
     return {"changes": changes, "warnings": warnings, "failed": failed,
             "cocci": [("convert", rule)]}
@@ -782,7 +802,7 @@ def _function_text(text: str, name: str) -> str | None:
     for i, ln in enumerate(lines):
         if re.search(rf"\b{re.escape(name)}\s*\([^;]*$", ln) and not ln.startswith((" ", "\t")):
             try:
-                open_line, end = function_span(lines, i + 1)
+                _open_line, end = function_span(lines, i + 1)
             except ValueError:
                 continue
             return "\n".join(lines[i:end])
@@ -815,8 +835,8 @@ def _only_twin(orig: str, new: str, missing: list[str], suffix: str) -> str:
 def convert_command(
     tree: Path = typer.Argument(..., help="kernel checkout (its working tree is edited)"),
     api: str = ApiOpt,
-    only: Optional[List[str]] = OnlyOpt,
-    jobs: Optional[int] = JobsOpt,
+    only: list[str] | None = OnlyOpt,
+    jobs: int | None = JobsOpt,
     timeout: int = TimeoutOpt,
     include_core: bool = CoreOpt,
     as_json: bool = typer.Option(False, "--json", help="what was converted and skipped, as JSON"),
@@ -835,7 +855,7 @@ def convert_command(
         # Everything is planned and applied in a worktree first; the user's
         # tree is written last, in one step that an interrupt undoes.
         with gt.worktree(gt.head(), sparse=SPARSE_SEED) as wt:
-            facts = resolve(wt.path, api)
+            facts = resolve(wt.path, api, name=tree)
             p = pipeline.plan(wt, facts, only=tuple(only or ()), include_core=include_core,
                               jobs=jobs, timeout=timeout, cache=spatch.Cache(),
                               progress=progress)

@@ -71,8 +71,8 @@ def find(gt: GitTree, api: ApiFacts, *, jobs=None, timeout=spatch.DEFAULT_TIMEOU
     state it is in for `api`."""
     if not api.has_hook:
         raise UsageError("forwarders: the API has no new hook; choose one with --api")
-    records, warnings = _find_records(gt, api, dict(jobs=jobs, timeout=timeout, cache=cache,
-                                                    progress=progress))
+    records, warnings = _find_records(gt, api, {"jobs": jobs, "timeout": timeout, "cache": cache,
+                                                    "progress": progress})
     for w in warnings:
         log.warning("forwarders: %s: %s: %s", w.file, w.problem, w.detail)
     return tuple(_sites(gt, records, api))
@@ -131,7 +131,7 @@ def _find_records(gt: GitTree, api: ApiFacts, kw: dict) -> tuple[list[dict], lis
     # One file each, with different headers: side by side, not one after another.
     workers = max(1, min(len(typed_runs), kw.get("jobs") or spatch.default_jobs()))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for (f, _, _), tres in zip(typed_runs, pool.map(typed, typed_runs)):
+        for (f, _, _), tres in zip(typed_runs, pool.map(typed, typed_runs), strict=False):
             warnings.extend(tres.warnings)
             by_file[f] = tres.records
             for r in _unknown(tres.records):
@@ -496,10 +496,10 @@ def plan(gt: GitTree, api: ApiFacts, sites, *, include_core: bool = False, jobs=
     rows = []
     for i, (s, a) in enumerate(todo):
         via, _ = _form(s.expression) if s.kind == "forward" else ("", False)
-        rows.append(dict(i=i, file=s.file, line=s.line, function=s.function, action=a, via=via,
-                         expression=" ".join(s.expression.split()),
-                         site=repr((s.file, s.function, "".join(s.expression.split()))),
-                         comment=bailout_comment(s.function, api.hook)))
+        rows.append({"i": i, "file": s.file, "line": s.line, "function": s.function, "action": a, "via": via,
+                         "expression": " ".join(s.expression.split()),
+                         "site": repr((s.file, s.function, "".join(s.expression.split()))),
+                         "comment": bailout_comment(s.function, api.hook)})
     actions = {a: any(r["action"] == a for r in rows) for a in ACTIONS}
     rule = spatch.render("forwarders_patch", hook=api.hook, sites=rows, actions=actions)
     cocci.append(("forwarders_patch", rule))

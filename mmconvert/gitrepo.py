@@ -47,9 +47,10 @@ class GitTree:
             if top.returncode == 0 and top.stdout.strip():
                 raise TreeError(f"{path}: a subdirectory of the git checkout "
                                 f"{top.stdout.strip()}; mmconvert needs the kernel tree at the "
-                                "top of a checkout of its own")
-            raise TreeError(f"{path}: not a git repository (mmconvert works on git checkouts)")
-        if self.repo.bare or Path(self.repo.working_tree_dir).resolve() != self.path:
+                                "top of a checkout of its own") from None
+            raise TreeError(f"{path}: not a git repository (mmconvert works on git checkouts)") from None
+        top_dir = self.repo.working_tree_dir
+        if self.repo.bare or top_dir is None or Path(top_dir).resolve() != self.path:
             raise TreeError(f"{path}: not the top of a git working tree")
         self._sparse: _Sparse | None = None
 
@@ -169,7 +170,7 @@ class GitTree:
             return {}
         self.ensure(files)
         out = self.run("hash-object", "--stdin-paths", input="\n".join(files) + "\n")
-        return dict(zip(files, out.split()))
+        return dict(zip(files, out.split(), strict=False))
 
     def has_file(self, rel: str) -> bool:
         """Whether the tree has `rel`, checked out or not."""
@@ -330,7 +331,8 @@ class _Sparse:
 def pathspec_match(path: str, pathspecs: tuple[str, ...]) -> bool:
     """Whether git would take `path` for these pathspecs: the forms
     mmconvert uses (globs, literal paths, `:(exclude)`, `:(literal)`)."""
-    include, exclude = [], []
+    include: list[tuple[str, bool]] = []
+    exclude: list[tuple[str, bool]] = []
     for spec in pathspecs:
         magic: set[str] = set()
         if spec.startswith(":("):

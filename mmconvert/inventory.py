@@ -9,16 +9,15 @@ handlers; `classify` decides each handler's class.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import re
-import dataclasses
 from dataclasses import dataclass
 
 from . import spatch
 from .classify import Body, classify_body, function_span
 from .gitrepo import GitTree
-from .model import (ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inventory, Klass,
-                    Reference, Site)
+from .model import ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inventory, Klass, Reference, Site
 
 _MMAP_INIT = re.compile(r"\.mmap\s*=")
 
@@ -147,7 +146,9 @@ def find_fops_macros(gt: GitTree, inits: list[tuple[str, int, str]] | None = Non
         # (DEFINE_DRM_GEM_FOPS after DRM_GEM_FOPS): the files that define
         # the new ones are looked at first, so the tree is searched once for
         # the names of all levels they hold, not once per level.
-        word = _named(new) if new else None
+        if not new:
+            break
+        word = _named(new)
         homes = sorted({found[x].file for x in new})
         frontier = [(f, n) for f in homes for n, text in enumerate(texts[f], 1)
                     if word.search(text) and _continued(texts[f], n)
@@ -182,8 +183,8 @@ def _declared_fops(uses: list[tuple[str, int, str]], macros: list[FopsMacro],
     for f, lines in by_file.items():
         if f in spatched:
             continue
-        found = [(n, use.match(text)) for n, text in lines]
-        if all(m and m.group(1) in declarers for _, m in found):
+        found = [(n, m) for n, text in lines if (m := use.match(text))]
+        if len(found) == len(lines) and all(m.group(1) in declarers for _, m in found):
             entries += [FopsEntry(f, n, m.group(2), declarers[m.group(1)].handler, "macro",
                                   m.group(1)) for n, m in found]
         else:
@@ -274,7 +275,7 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
         entries[(e.file, e.line)] = e
     in_macro = {(m.file, n) for m in macros for n in range(m.line, m.line + 60)}
     for f, n, text in inits:
-        if (f, n) in entries or (f, n) in in_macro and text.rstrip().endswith("\\"):
+        if (f, n) in entries or ((f, n) in in_macro and text.rstrip().endswith("\\")):
             continue
         regions = [r for r in res.bad_regions.get(f, []) if r[0] <= n <= r[1]]
         if regions and not any(m.file == f and m.line <= n <= m.line + 60 for m in macros):
@@ -406,7 +407,7 @@ def _split_statics(ds, fops, refs):
 
     def home(path: str) -> str:
         # The definition file sharing the longest directory prefix.
-        return max(files, key=lambda f: len(os.path.commonprefix([f, path])))
+        return max(files, key=lambda f: len(os.path.commonpath([f, path])))
     return [(tuple(d for d in ds if d.file == f),
              tuple(e for e in fops if home(e.file) == f),
              [r for r in refs if home(r.file) == f]) for f in files]

@@ -310,7 +310,7 @@ def _common_path(paths: list[str]) -> str:
     if not split:
         return ""
     out = []
-    for bits in zip(*split):
+    for bits in zip(*split, strict=False):
         if len(set(bits)) != 1:
             break
         out.append(bits[0])
@@ -322,7 +322,7 @@ def _common_path(paths: list[str]) -> str:
     return "/".join(out)
 
 
-def section_prefix(maint: "Maintainers", files: list[str]) -> str | None:
+def section_prefix(maint: Maintainers, files: list[str]) -> str | None:
     """The component a MAINTAINERS section names by a file pattern, when
     it alone decides every file, after the path's head: `F: drivers/hv/mshv*`
     makes `hv: mshv`, where the path alone would say `hv`."""
@@ -346,7 +346,7 @@ def section_prefix(maint: "Maintainers", files: list[str]) -> str | None:
     return word if head.lower() == word.lower() else f"{head}: {word}"
 
 
-def subject_prefix(gt: GitTree, files: list[str], maint: "Maintainers | None" = None) -> str:
+def subject_prefix(gt: GitTree, files: list[str], maint: Maintainers | None = None) -> str:
     """The subsystem's own prefix from its history; without history the
     component a MAINTAINERS file pattern names; else one from the path."""
     return (history_prefix(gt, files)

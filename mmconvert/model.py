@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Klass(str, enum.Enum):
@@ -142,7 +143,7 @@ class Inventory:
         raise KeyError(name)
 
 
-def to_json(obj):
+def to_json(obj: Any) -> Any:
     """Dataclasses, enums and tuples as plain JSON values."""
     if dataclasses.is_dataclass(obj):
         return {f.metadata.get("json", f.name): to_json(getattr(obj, f.name))
@@ -168,7 +169,8 @@ class Change:
     files: tuple[str, ...]
     diff: str                       # unified diff (a/ b/ paths) against the tree as the
                                     # previous stages left it; applies with `git apply`
-    details: tuple[dict, ...] = ()  # facts for the changelog templates, one per handler/site
+    details: tuple[dict[str, Any], ...] = ()  # facts for the changelog templates, one per
+                                              # handler/site
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,17 @@ import dataclasses
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from . import signals
+from . import signals, spatch
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
-from .model import ApiFacts, Change, Klass, Plan, Site
+from .model import ApiFacts, Change, ForwarderSite, Handler, Inventory, Klass, Plan, Site
+
+# progress(label, done, total), as ui.progress draws it.
+Progress = Callable[[str, int, int], None]
 
 
 class ApplyError(MmconvertError):
@@ -87,7 +92,7 @@ def _umask() -> int:
     return mask
 
 
-def check_only(only: tuple[str, ...], inv) -> None:
+def check_only(only: tuple[str, ...], inv: Inventory) -> None:
     """Each --only PATH must hold at least one handler's definition: a
     mistyped path is an error, not a series of forwarder changes alone."""
     for o in only:
@@ -96,14 +101,17 @@ def check_only(only: tuple[str, ...], inv) -> None:
 
 
 def plan(wt: GitTree, api: ApiFacts, *, only: tuple[str, ...] = (), include_core: bool = False,
-         jobs=None, timeout=None, cache=None, progress=None, after_forwarders=None) -> Plan:
+         jobs: int | None = None, timeout: int | None = None, cache: spatch.Cache | None = None,
+         progress: Progress | None = None,
+         after_forwarders: Callable[[list[Change]], None] | None = None) -> Plan:
     """Plan every change in the worktree `wt`.  The forwarder changes are
     applied to `wt` before the handlers are read (`after_forwarders(changes)`
     does it, committing them for a series), so the conversions are planned on
     the text they will apply to."""
     from . import convert, forwarders, inventory
 
-    kw = {"jobs": jobs, "timeout": timeout, "cache": cache, "progress": progress}
+    kw: dict[str, Any] = {"jobs": jobs, "timeout": timeout if timeout is not None
+                          else spatch.DEFAULT_TIMEOUT, "cache": cache, "progress": progress}
     sites = forwarders.find(wt, api, **kw)
     fchanges, fwarn, fcocci = forwarders.plan(wt, api, sites, include_core=include_core, **kw)
     if after_forwarders is None:
@@ -118,7 +126,9 @@ def plan(wt: GitTree, api: ApiFacts, *, only: tuple[str, ...] = (), include_core
                 (*fwarn, *inv.warnings, *cwarn), (*fcocci, *ccocci))
 
 
-def hold_behind_listed(sites, inv, changes: list[Change], skipped: list):
+def hold_behind_listed(sites: list[ForwarderSite] | tuple[ForwarderSite, ...], inv: Inventory,
+                       changes: list[Change], skipped: list[Handler]
+                       ) -> tuple[list[Change], list[Handler]]:
     """A forwarder left alone because no file it reaches has the new hook
     (state "listed") stops being safe the moment one does: a conversion
     under its directory waits for that forwarder instead."""

@@ -13,7 +13,7 @@ import jinja2
 TEMPLATES = Path(str(resources.files("mmconvert") / "templates"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jinja_env(directory: Path, keep_trailing_newline: bool = False) -> jinja2.Environment:
     """The one way templates are loaded: strict about undefined names, block
     tags take their own line (the semantic patches in cocci/ use it too)."""

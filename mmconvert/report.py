@@ -27,8 +27,8 @@ from . import __version__, convert, forwarders, prose, spatch
 from .errors import MmconvertError, SpatchError, ToolMissing, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, Section
-from .pipeline import ApplyError
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
+from .pipeline import ApplyError
 from .textout import CLASS_ORDER, subsystem_of
 from .ui import ApiOpt, JobsOpt, TimeoutOpt, check_output_file, progress, run
 
@@ -203,8 +203,8 @@ class _Sources:
             lines = lines[:1]
         # One logical line: a table cell wraps it better than the source did.
         text = " ".join(x.strip() for x in lines if x.strip())
-        if found:
-            m = rx.search(text)
+        m = rx.search(text) if found else None
+        if m is not None:
             return Code(site.line, text[:m.start()], m.group(), text[m.end():], True)
         return Code(site.line, text, "", "", False)
 
@@ -226,7 +226,7 @@ def _guarded(stage: str, call):
         return None, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     except MmconvertError:
         raise
-    except Exception as e:  # noqa: BLE001 -- see the docstring
+    except Exception as e:
         log.warning("mmconvert: %s failed, the report goes without it: %s", stage, e)
         return None, f"failed: {e}"
 
@@ -303,27 +303,27 @@ def build(gt: GitTree, api: ApiFacts, inv: Inventory, *,
         for name in ch.handlers:
             for f in ch.files:
                 fix_of.setdefault((f, name), ch)
-    fwd_rows = None
+    fwd_rows: list[ForwarderRow] | None = None
     fwd_counts: dict[str, int] = {}
     if forwarders is not None:
         fwd_rows = []
-        for f in forwarders:
-            ch = fix_of.get((f.file, f.function))
+        for site in forwarders:
+            fix = fix_of.get((site.file, site.function))
             fwd_rows.append(ForwarderRow(
-                site=f, code=src.code(f), subsystem=section_of(f.file)[0],
-                diff=diff_lines(ch.diff) if ch and ch.diff else (),
-                diff_text=ch.diff if ch else ""))
+                site=site, code=src.code(site), subsystem=section_of(site.file)[0],
+                diff=diff_lines(fix.diff) if fix and fix.diff else (),
+                diff_text=fix.diff if fix else ""))
         state_order = {s: i for i, s in enumerate(FORWARDER_STATES)}
-        fwd_rows.sort(key=lambda r: (state_order.get(r.site.state, 99), r.site.file,
-                                     r.site.line))
+        fwd_rows.sort(key=lambda fr: (state_order.get(fr.site.state, 99), fr.site.file,
+                                      fr.site.line))
         for s in FORWARDER_STATES:
-            fwd_counts[s] = sum(1 for r in fwd_rows if r.site.state == s)
-        for r in fwd_rows:
-            if r.site.state not in fwd_counts:
-                fwd_counts[r.site.state] = sum(1 for x in fwd_rows if x.site.state == r.site.state)
+            fwd_counts[s] = sum(1 for fr in fwd_rows if fr.site.state == s)
+        for fr in fwd_rows:
+            if fr.site.state not in fwd_counts:
+                fwd_counts[fr.site.state] = sum(1 for x in fwd_rows if x.site.state == fr.site.state)
 
     shown = {id(ch) for r in rows for ch in change_of.get(r.name, [])} | \
-            {id(fix_of[(r.site.file, r.site.function)]) for r in (fwd_rows or []) if r.diff}
+            {id(fix_of[(fr.site.file, fr.site.function)]) for fr in (fwd_rows or []) if fr.diff}
     other = [ch for ch in [*(forwarder_changes or ()), *(changes or ())]
              if ch.diff and id(ch) not in shown]
 
@@ -465,7 +465,7 @@ def write_report(report: Report, html: Path | None, markdown: Path | None) -> li
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         except OSError as e:
-            raise UsageError(f"{path}: cannot write the report: {e.strerror or e}")
+            raise UsageError(f"{path}: cannot write the report: {e.strerror or e}") from None
         written.append(path)
     return written
 

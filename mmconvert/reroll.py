@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,16 +178,17 @@ def find(gt: GitTree, generation: str, only: tuple[str, ...], version: int, new_
         row = next((r for r in rows.values() if r["tip"] == tip
                     or (r.get("branch") and gt.branch_exists(r["branch"])
                         and gt.resolve(r["branch"]) == tip)), None)
-        if base is None:
-            base = row["base"] if row and _is_ancestor(gt, row["base"], tip) else \
+        start = base
+        if start is None:
+            start = row["base"] if row and _is_ancestor(gt, row["base"], tip) else \
                 _merge_base(gt, ref, tip, new_base)
-        cid = first["change_id"] if first else change_id(gt, name, base)
-        return _read(gt, old, base, tip, cid, "--previous", row)
+        cid = first["change_id"] if first else change_id(gt, name, start)
+        return _read(gt, old, start, tip, cid, "--previous", row)
     row = rows.get(old)
     if row is not None:
-        tip = _current_tip(gt, row)
-        if tip:
-            return _read(gt, old, row["base"], tip, first["change_id"], "record", row)
+        current = _current_tip(gt, row)
+        if current and first is not None:
+            return _read(gt, old, row["base"], current, first["change_id"], "record", row)
     if only:
         return None      # a branch name does not say which files a campaign covered
     branch = _latest_branch(gt, generation, old)
@@ -356,7 +358,7 @@ class Matcher:
 
 
 def deltas(prev: Previous, new: list[NewPatch], pairs: list[PatchInfo | None],
-           skipped: dict[str, tuple[str, str, str]], gone: set[str] = frozenset()
+           skipped: dict[str, tuple[str, str, str]], gone: AbstractSet[str] = frozenset()
            ) -> list[Delta]:
     """`pairs`: the matched old patch of each new one; `skipped`: handler ->
     (class, file:line, expression) in the new version; `gone`: names the
@@ -398,7 +400,7 @@ def deltas(prev: Previous, new: list[NewPatch], pairs: list[PatchInfo | None],
     return out
 
 
-def _dropped(handler: str, skipped: dict[str, tuple[str, str, str]], gone: set[str]
+def _dropped(handler: str, skipped: dict[str, tuple[str, str, str]], gone: AbstractSet[str]
              ) -> Dropped:
     klass, where, expression = skipped.get(handler, ("", "", ""))
     return Dropped(handler, klass, where, expression, handler in gone)

@@ -80,7 +80,7 @@ def sweep(directory: Path | str | None = None, prefix: str = PREFIX) -> list[Pat
     """Remove the stale scratch directories named `prefix*` in `directory`
     (the system's temporary directory by default); returns what went."""
     where = Path(directory or tempfile.gettempdir())
-    gone = []
+    gone: list[Path] = []
     try:
         entries = [p for p in where.iterdir() if p.name.startswith(prefix)]
     except OSError:

@@ -24,12 +24,14 @@ import re
 import shutil
 import tempfile
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
-from . import __version__, pipeline, prose, reroll as rr, scratch
+from . import __version__, pipeline, prose, scratch
+from . import reroll as rr
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
@@ -171,13 +173,38 @@ def _context(api: ApiFacts) -> dict:
     return {"api": api, "hook": api.hook or "mmap_prepare", "version": __version__}
 
 
+# The facts of a conversion that its changelog states once for every
+# handler they hold, in this order.
+_SHARED_FACTS = ("action", "page_prot_from_local", "error_override", "helper")
+
+
+def shared_facts(details: tuple[dict, ...] | list[dict]) -> list[dict]:
+    """One record per fact a patch's conversions share: which handlers it
+    holds for and what it is, so a changelog says each thing once."""
+    out: list[dict] = []
+    for fact in _SHARED_FACTS:
+        groups: dict[tuple, list[dict]] = {}
+        for d in details:
+            if d.get("replaced_by_helper") or not d.get(fact):
+                continue
+            key = (d.get(fact), d.get("mapping_call"), fact == "error_override"
+                   and d.get("file", "").startswith(("fs/", "mm/")))
+            groups.setdefault(key, []).append(d)
+        for (value, call, fs_file), ds in groups.items():
+            out.append({"fact": fact, "value": value, "call": call, "fs_file": fs_file,
+                        "handlers": [d["handler"] for d in ds],
+                        "new_names": [d["new_name"] for d in ds]})
+    return out
+
+
 def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
                       maint: Maintainers | None = None) -> None:
     """Fill in prefix, subject and body of a patch from the templates."""
     env = prose.env()
     ctx = _context(api)
     ctx.update(stage=p.stage, details=p.details, changes=p.changes,
-               handlers=[h for ch in p.changes for h in ch.handlers])
+               handlers=[h for ch in p.changes for h in ch.handlers],
+               shared=shared_facts(p.details) if p.stage == "conversion" else [])
     p.prefix = subject_prefix(gt, p.key_files, maint) if gt is not None else ""
     subj_t = env.get_template("series-subject.j2")
     subject = ""
@@ -239,7 +266,7 @@ def _build_each(tmp: Path, gt: GitTree, base: str, jobs: int | None) -> dict:
 
 def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: list[Handler],
                  warnings: list[FileWarning], cocci: list[tuple[str, str]],
-                 base: str, listed: list = (), testing: dict | None = None
+                 base: str, listed: Sequence = (), testing: dict | None = None
                  ) -> tuple[str, str]:
     """(subject, blurb) of the cover letter."""
     env = prose.env()
@@ -247,7 +274,8 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
     ctx.update(patches=patches, census=counts,
                skipped=sorted(skipped, key=lambda h: (h.klass.value, h.reason.file, h.name)),
                warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
-               cocci=cocci, base=base, listed=list(listed), testing=testing,
+               cocci=cocci, changing=("convert", "forwarders_patch"), base=base,
+               listed=list(listed), testing=testing,
                prefixes=sorted({p.prefix for p in patches if p.prefix}),
                touches_mm=any(f.startswith("mm/") for p in patches for f in p.files))
     subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())
@@ -381,23 +409,31 @@ def _api_recipients(wt: GitTree, maint: Maintainers, api: ApiFacts
         return [], []
     to, cc = recipients(wt.path, maint, None, files)
     fs_h = "include/linux/fs.h"
-    lists = [a for a in sum(recipients(wt.path, maint, None, [fs_h]), []) if "<" not in a] \
-        if (wt.path / fs_h).is_file() else []
+    lists = [a for part in recipients(wt.path, maint, None, [fs_h]) for a in part
+             if "<" not in a] if (wt.path / fs_h).is_file() else []
     return _union([to, cc]), lists
 
 
-def _union(lists: list[list[str]], exclude: list[str] = ()) -> list[str]:
-    seen = {a.lower() for a in exclude}
+def _person(address: str) -> str:
+    """Who an address is: the name when it has one (MAINTAINERS lists some
+    people under two addresses, in two sections), else the address."""
+    name = address.split("<", 1)[0].strip().strip('"') if "<" in address else ""
+    return (name or address).lower()
+
+
+def _union(lists: list[list[str]], exclude: Sequence[str] = ()) -> list[str]:
+    """The addresses of `lists` in order, each person once."""
+    seen = {_person(a) for a in exclude}
     out = []
     for lst in lists:
         for a in lst:
-            if a.lower() not in seen:
-                seen.add(a.lower())
+            if _person(a) not in seen:
+                seen.add(_person(a))
                 out.append(a)
     return out
 
 
-def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
+def build(tree: Path, out_dir: Path | str, *, api: str = "auto", base: str = "HEAD",
           branch: str | None = None, signoff: bool = False, reroll: int = 1,
           only: tuple[str, ...] = (), force: bool = False, jobs: int | None = None,
           timeout: int | None = None, cache=None, progress=None,
@@ -455,7 +491,7 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                                 census=entry.census)
 
     with gt.worktree(base_sha, sparse=SPARSE_SEED) as wt, contextlib.ExitStack() as stack:
-        facts = resolve(wt.path, api)
+        facts = resolve(wt.path, api, name=tree)
         if not facts.has_hook:
             raise UsageError("no API generation to convert to")
         name, existed = _branch_for(gt, facts.generation, base_sha, branch, reroll, force)
@@ -523,9 +559,12 @@ def build(tree: Path, out_dir: Path, *, api: str = "auto", base: str = "HEAD",
                                   f"{len(files)} patches written")
             _recipients_all(rcpt, patches)
             api_people, vfs_lists = _api_recipients(wt, maint, facts)
-            for f, p in zip(files, patches):
-                if any(x.startswith("fs/") for x in p.files):
-                    p.cc = _union([p.cc, vfs_lists], exclude=p.to)
+            # The lists where the hook's owners read, so they can review
+            # each patch, not only the cover letter.
+            api_lists = [a for a in api_people if "<" not in a]
+            for f, p in zip(files, patches, strict=False):
+                extra = vfs_lists if any(x.startswith("fs/") for x in p.files) else []
+                p.cc = _union([p.cc, extra, api_lists], exclude=p.to)
                 _add_headers(f, p.to, p.cc)
             testing = _build_each(tmp, gt, base_sha, jobs) if build_check else None
             subject, blurb = render_cover(facts, patches, counts, skipped, warnings, cocci,

@@ -83,8 +83,9 @@ def exit_status(signum: int) -> int:
 
 
 def message(signum: int) -> str:
-    what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)",
-            signal.SIGHUP: "hung up (SIGHUP)"}.get(signum, f"stopped by signal {signum}")
+    names: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)",
+                             signal.SIGHUP: "hung up (SIGHUP)"}
+    what = names.get(signum, f"stopped by signal {signum}")
     return f"mmconvert: {what}; nothing was left behind"
 
 

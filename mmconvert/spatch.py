@@ -22,8 +22,8 @@ import signal
 import subprocess
 import threading
 import time
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from . import prose, scratch
@@ -50,13 +50,13 @@ def spatch_program() -> str:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def spatch_version(prog: str) -> str:
     out = subprocess.run([prog, "--version"], capture_output=True, text=True).stdout
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def macro_hints(prog: str) -> tuple[str, str]:
     """(option, text): spatch's own standard.h with cocci/kernel-macros.h
     taking precedence, for --macro-file-builtins.
@@ -152,7 +152,7 @@ class Cache:
         p = self._path(key)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(".tmp%d" % os.getpid())
+            tmp = p.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(value))
             tmp.replace(p)
         except OSError as e:
@@ -278,7 +278,8 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
         keep = cache is not None and p.returncode == 0
         for f in todo:
             _merge(result, f, per_file[f])
-            if keep and f in keys and not per_file[f]["timeout"] and not per_file[f]["failed"]:
+            if keep and cache is not None and f in keys and not per_file[f]["timeout"] \
+                    and not per_file[f]["failed"]:
                 cache.put(keys[f], per_file[f])
     return result
 
@@ -314,7 +315,7 @@ def _first_error(stderr: str) -> str:
 _PROBE_RULE = "@@\nexpression E;\n@@\n- E\n+ E\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cannot_start(prog: str) -> str | None:
     """Why spatch fails on a rule that cannot fail, or None when it runs:
     tells a spatch that does not start from a rule it rejects."""
@@ -344,15 +345,17 @@ def _run_streaming(cmd: list[str], cwd: str, label: str, total: int, jobs: int,
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL, text=True, errors="replace", env=env,
                          process_group=0)
+    assert p.stdout is not None and p.stderr is not None     # both are pipes
+    stdout, stderr = p.stdout, p.stderr
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
     reader.start()
     err: list[str] = []
     started, shown = 0, 0
     try:
         if progress:
             progress(label, 0, total)
-        for line in p.stderr:
+        for line in stderr:
             err.append(line)
             if progress and line.startswith("HANDLING:"):
                 started += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .errors import TreeError, UsageError
 from .gitrepo import GitTree
@@ -117,11 +118,11 @@ def detect(tree: Path | str) -> ApiFacts:
     alltext = "\n".join(texts.values())
     fops = _struct_body(texts.get("include/linux/fs.h", ""), "file_operations") or ""
     hook = re.search(r"\(\s*\*\s*(mmap_(?:prepare|proto))\s*\)\s*\(\s*struct\s+(\w+)\s*\*", fops)
-    common = dict(
-        has_vfs_mmap=_declares(alltext, "vfs_mmap"),
-        has_call_mmap=_declares(alltext, "call_mmap"),
-        has_can_mmap_file=_declares(alltext, "can_mmap_file"),
-    )
+    common: dict[str, Any] = {
+        "has_vfs_mmap": _declares(alltext, "vfs_mmap"),
+        "has_call_mmap": _declares(alltext, "call_mmap"),
+        "has_can_mmap_file": _declares(alltext, "can_mmap_file"),
+    }
     if not hook:
         return ApiFacts(generation="none", source="tree", **common)
     hook_name, desc_tag = hook.groups()
@@ -178,14 +179,16 @@ def _override_on_compat(root: Path) -> bool:
     return re.search(r"if\s*\(\s*!err\s*\|\|\s*is_compat\s*\)\s*return\s+err\s*;", text) is None
 
 
-def resolve(tree: Path | str, api: str = "auto") -> ApiFacts:
-    """The facts to convert with: the tree's own, or a named generation."""
+def resolve(tree: Path | str, api: str = "auto", name: Path | str | None = None) -> ApiFacts:
+    """The facts to convert with: the tree's own, or a named generation
+    (`name`: what messages call the tree when `tree` is a worktree of it)."""
+    shown = tree if name is None else name
     if api not in API_CHOICES:
         raise UsageError(f"unknown --api {api!r}: choose one of {', '.join(API_CHOICES)}")
     found = detect(tree)
     if api == "auto":
         if found.generation == "none":
-            raise UsageError(f"{tree}: no new hook (the tree has only .mmap); choose the "
+            raise UsageError(f"{shown}: no new hook (the tree has only .mmap); choose the "
                              f"generation to write with --api {'|'.join(GENERATIONS)}")
         return found
     if found.generation == "none":
@@ -195,6 +198,6 @@ def resolve(tree: Path | str, api: str = "auto") -> ApiFacts:
                        has_call_mmap=found.has_call_mmap or named.has_call_mmap,
                        has_can_mmap_file=found.has_can_mmap_file)
     if found.generation != api:
-        raise UsageError(f"{tree}: the tree declares {found.generation}, not {api} "
+        raise UsageError(f"{shown}: the tree declares {found.generation}, not {api} "
                          f"(use --api auto or --api {found.generation})")
     return found

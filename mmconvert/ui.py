@@ -52,11 +52,11 @@ def run(fn):
         return fn()
     except MmconvertError as e:
         print(f"mmconvert: {e}", file=sys.stderr)
-        raise typer.Exit(e.exit_code)
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         signum = signals.stopped_by(e)
         signals.say_once(signum)
-        raise typer.Exit(signals.exit_status(signum))
+        raise typer.Exit(signals.exit_status(signum)) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as e:  # a bug: one line, the traceback with -d
@@ -64,4 +64,4 @@ def run(fn):
             raise
         print(f"mmconvert: internal error: {type(e).__name__}: {e} (run with -d for the "
               "traceback)", file=sys.stderr)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None

@@ -156,7 +156,7 @@ class Report:
     def to_json(self) -> dict:
         out = to_json(self)
         out["passed"] = self.passed
-        for p, j in zip(self.patches, out["patches"]):
+        for p, j in zip(self.patches, out["patches"], strict=False):
             j["status"] = p.status
         return out
 
@@ -212,7 +212,7 @@ def check_patch_format(p: PatchFile) -> tuple[list[str], PatchSet | None]:
 
 def check_numbering(series: Series) -> list[str]:
     """1/N .. N/N complete, one N, cover letter when N > 1."""
-    errors = []
+    errors: list[str] = []
     n = len(series.patches)
     numbers = [p.number for p in series.patches]
     if n == 1 and numbers == [None]:
@@ -222,13 +222,14 @@ def check_numbering(series: Series) -> list[str]:
         errors.append("some patches have no k/N number in the subject: "
                       + ", ".join(p.path.name for p in series.patches if p.number is None))
         return errors
+    ks = [k for k in numbers if k is not None]          # all of them, from here on
     if totals != {n}:
-        errors.append(f"subjects say N = {', '.join(map(str, sorted(totals)))}, "
+        errors.append(f"subjects say N = {', '.join(str(t) for t in sorted(t for t in totals if t))}, "
                       f"but the directory has {n} patches")
-    if sorted(numbers) != list(range(1, n + 1)):
+    if sorted(ks) != list(range(1, n + 1)):
         errors.append(f"numbering is not 1/{n}..{n}/{n}: "
-                      + ", ".join(f"{k}" for k in numbers))
-    elif numbers != sorted(numbers):
+                      + ", ".join(f"{k}" for k in ks))
+    elif ks != sorted(ks):
         errors.append("file order does not match patch numbers")
     if n > 1 and series.cover is None:
         errors.append(f"no cover letter (0/{n}) for a series of {n} patches")
@@ -245,11 +246,12 @@ def run_checkpatch(tree: Path, patch: Path) -> tuple[list[str], list[str]]:
         p = subprocess.run(cmd, cwd=tree, check=False, capture_output=True, text=True,
                            errors="replace", stdin=subprocess.DEVNULL)
     except FileNotFoundError:
-        raise ToolMissing("perl is not installed (checkpatch.pl needs it)")
+        raise ToolMissing("perl is not installed (checkpatch.pl needs it)") from None
     if p.returncode not in (0, 1):
         raise TreeError(f"checkpatch.pl failed (status {p.returncode}): "
                         f"{(p.stderr or p.stdout).strip().splitlines()[:1]}")
-    errors, warnings = [], []
+    errors: list[str] = []
+    warnings: list[str] = []
     for line in p.stdout.splitlines():
         m = _CP_LINE.match(line)
         if not m:
@@ -296,7 +298,7 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
         try:
             base_id = gt.resolve(base)
         except UsageError:
-            raise UsageError(f"--base {base}: not a commit in {tree}")
+            raise UsageError(f"--base {base}: not a commit in {tree}") from None
         source = f"--base {base}"
     else:
         named = series.base_commit()
@@ -307,7 +309,7 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
             base_id = gt.resolve(named)
         except UsageError:
             raise UsageError(f"base commit {named} (from the cover letter) is not in {tree}; "
-                             "fetch it or pass --base REF")
+                             "fetch it or pass --base REF") from None
         source = "the cover letter's base-commit"
     if checkpatch and not (gt.path / "scripts" / "checkpatch.pl").is_file():
         raise UsageError(f"{tree}: no scripts/checkpatch.pl, cannot run --checkpatch")
@@ -323,12 +325,12 @@ def verify(series_dir: Path, tree: Path, base: str | None = None, checkpatch: bo
 
     with gt.worktree(base_id) as wt:
         if checkpatch:
-            for p, r in zip(series.patches, report.patches):
+            for p, r in zip(series.patches, report.patches, strict=False):
                 log.info("checkpatch %s", p.label)
                 r.checkpatch_errors, r.checkpatch_warnings = run_checkpatch(wt.path, p.path)
         ctx = buildmod.builder_for(wt, base_id, jobs) if build else contextlib.nullcontext()
         with ctx as builder:
-            for p, r in zip(series.patches, report.patches):
+            for p, r in zip(series.patches, report.patches, strict=False):
                 log.info("applying %s %s", p.label, p.summary)
                 status, out, err = wt.run_rc("am", "--no-3way", "--quiet", str(p.path.resolve()),
                                              env=COMMITTER)
@@ -504,7 +506,7 @@ def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | N
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text())
         except OSError as e:
-            raise UsageError(f"cannot write results: {e}")
+            raise UsageError(f"cannot write results: {e}") from None
         return rep
 
     rep = run(go)

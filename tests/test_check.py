@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import git, run_mmconvert, tree_state
 
 NEWDEV = """\

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from unidiff import PatchSet
-
 from conftest import ROOT, run_mmconvert
+from unidiff import PatchSet
 
 CHECKER = ROOT / "mmconvert" / "cocci" / "mmap_prepare.cocci"
 MESSAGE = "WARNING: .mmap is deprecated, convert {} to .mmap_prepare"

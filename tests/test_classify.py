@@ -65,12 +65,26 @@ def test_comments_and_strings_do_not_count_as_uses():
     assert v.klass == Klass.FIELDS
 
 
-def test_all_bits_set_is_a_test_all_and_other_comparisons_need_the_vma():
-    all_set = ("{\n\tif ((vma->vm_flags & (VM_SHARED | VM_MAYSHARE)) !=\n"
-               "\t    (VM_SHARED | VM_MAYSHARE))\n\t\treturn -EINVAL;\n\treturn 0;\n}")
-    assert verdict(all_set).klass == Klass.FIELDS
-    other = "{\n\tif ((vma->vm_flags & VM_SHARED) == 0)\n\t\treturn -EINVAL;\n\treturn 0;\n}"
-    assert verdict(other).klass == Klass.NEEDS_VMA
+@pytest.mark.parametrize("test", [
+    "(vma->vm_flags & (VM_SHARED | VM_MAYSHARE)) !=\n\t    (VM_SHARED | VM_MAYSHARE)",
+    "(vma->vm_flags & VM_SHARED) == 0",
+    "(vma->vm_flags & (VM_READ | VM_WRITE)) != VM_READ",
+])
+def test_masked_comparisons_with_a_test_form_need_no_vma(test):
+    body = "{\n\tif (" + test + ")\n\t\treturn -EINVAL;\n\treturn 0;\n}"
+    assert verdict(body).klass == Klass.FIELDS
+
+
+@pytest.mark.parametrize("test", [
+    "(vma->vm_flags & (VM_READ | VM_WRITE)) > VM_READ",
+    "(vma->vm_flags & (VM_READ | VM_WRITE)) != (VM_READ | VM_EXEC)",
+    "(vma->vm_flags & (VM_READ | VM_EXEC)) != VM_WRITE",
+])
+def test_other_masked_comparisons_need_the_vma_and_say_so(test):
+    body = "{\n\tif (" + test + ")\n\t\treturn -EINVAL;\n\treturn 0;\n}"
+    v = verdict(body)
+    assert v.klass == Klass.NEEDS_VMA
+    assert v.site.expression.startswith("(vma->vm_flags & ")
 
 
 REMAP = "\tif (remap_pfn_range(vma, vma->vm_start, pfn, size, vma->vm_page_prot))\n" \

@@ -10,7 +10,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import commit_g1, git, run_mmconvert, tree_state
 
 
@@ -370,3 +369,62 @@ def test_long_rewritten_calls_are_wrapped_and_needless_braces_dropped():
         "\tif (!vma_desc_test_all(desc, VMA_SHARED_BIT))\n\t\treturn -EINVAL;")
     untouched = "\tif (x) {\n\t\treturn -EINVAL;\n\t}"
     assert drop_needless_braces(untouched) == untouched
+
+
+FLAG_TESTS = """// SPDX-License-Identifier: GPL-2.0
+#include <linux/fs.h>
+#include <linux/mm.h>
+
+static int ro_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	if ((vma->vm_flags & (VM_READ | VM_WRITE)) != VM_READ)
+		return -EROFS;
+	if ((vma->vm_flags & VM_SHARED) == 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int odd_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	if ((vma->vm_flags & (VM_READ | VM_WRITE)) > VM_READ)
+		return -EROFS;
+	return 0;
+}
+
+static const struct file_operations ro_fops = {
+	.mmap = ro_mmap,
+};
+
+static const struct file_operations odd_fops = {
+	.mmap = odd_mmap,
+};
+"""
+
+
+def test_masked_flag_comparisons_become_tests_and_others_are_named(sample_tree):
+    """On a flags bitmap (prepare-7): `(flags & M) == 0` and `!= V` for
+    one flag V of M become vma_desc_test*() calls; `>` has no form and
+    is named as the reason.  A flags word (proto) keeps the expressions."""
+    (sample_tree / "drivers/char/flagtests.c").write_text(FLAG_TESTS)
+    git(sample_tree, "add", "drivers/char/flagtests.c")
+    git(sample_tree, "commit", "-qm", "flag tests")
+    git(sample_tree, "branch", "word")
+    fs_h = sample_tree / "include/linux/fs.h"
+    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
+    git(sample_tree, "commit", "-qam", "no new hook")
+    result = convert(sample_tree, "--only", "drivers/char/flagtests.c", "--api", "prepare-7")
+    src = read(sample_tree, "drivers/char/flagtests.c")
+    assert function(src, "ro_mmap_prepare") == (
+        "static int ro_mmap_prepare(struct vm_area_desc *desc)\n{\n"
+        "\tif (!vma_desc_test(desc, VMA_READ_BIT) ||\n\t    vma_desc_test(desc, VMA_WRITE_BIT))\n"
+        "\t\treturn -EROFS;\n"
+        "\tif (!vma_desc_test(desc, VMA_SHARED_BIT))\n\t\treturn -EINVAL;\n\treturn 0;\n}")
+    assert "odd_mmap(struct file *file" in src
+    skipped = {s["handler"]: s for s in result["skipped"]}
+    assert skipped["odd_mmap"]["reason"]["expression"] == \
+        "(vma->vm_flags & (VM_READ | VM_WRITE)) > VM_READ"
+    git(sample_tree, "checkout", "-qf", "word")
+    convert(sample_tree, "--only", "drivers/char/flagtests.c")
+    src = read(sample_tree, "drivers/char/flagtests.c")
+    assert "\tif ((desc->flags & (VM_READ | VM_WRITE)) != VM_READ)\n" in src
+    assert "\tif ((desc->flags & (VM_READ | VM_WRITE)) > VM_READ)\n" in src

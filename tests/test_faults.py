@@ -162,7 +162,7 @@ def test_force_replaces_only_an_earlier_series(sample_tree, tmp_path):
     assert r.returncode == 2
     assert "holds more than a patch series (notes.txt)" in one_line(r)
     assert (out / "notes.txt").read_text() == "my review notes\n"
-    assert sorted(p.name for p in out.iterdir()) == sorted(first + ["notes.txt"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*first, "notes.txt"])
     assert tree_state(sample_tree) == before
 
 
@@ -259,7 +259,7 @@ def test_a_failure_while_writing_the_tree_puts_back_every_file(sample_tree):
     old = {f: (sample_tree / f).read_bytes() for f in ("drivers/char/fieldsdev.c",
                                                        "drivers/char/nofile.c")}
     # The third file cannot be written: its directory is a file.
-    texts = {**{f: b"rewritten\n" for f in old}, "include/linux/fs.h/x.h": b"x\n",
+    texts = {**dict.fromkeys(old, b"rewritten\n"), "include/linux/fs.h/x.h": b"x\n",
              "drivers/char/new.c": b"new\n"}
     with pytest.raises(OSError):
         pipeline.write_files(gt, texts)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from mmconvert.convert import (drop_lone_call_parens, realign_continuations, realign_initialisers,
-                               wrap_long_lines)
+from mmconvert.convert import (
+    drop_lone_call_parens,
+    realign_continuations,
+    realign_initialisers,
+    wrap_long_lines,
+)
 
 
 @pytest.mark.parametrize("before,after", [
@@ -38,6 +42,24 @@ def test_a_call_keeps_no_parentheses_of_its_own(before, after):
 def test_an_initialiser_keeps_its_tables_layout(table, want):
     text = "static const struct file_operations x_fops = {\n" + table
     assert want + "_mmap_prepare," in realign_initialisers(text, "mmap_prepare").split("\n")
+
+
+@pytest.mark.parametrize("table,original_mmap,want", [
+    # the widest name has one space: a longer one gets one space too
+    ("\t.open\t = o,\n\t.release = r,\n\t.mmap_prepare = x_mmap_prepare,\n};",
+     "\t.mmap\t = x_mmap,", "\t.mmap_prepare = x"),
+    # the replaced line was padded with spaces: one space, not a tab
+    ("\t.read\t= r,\n\t.open\t= o,\n\t.mmap_prepare = x_mmap_prepare,\n};",
+     "\t.mmap   = x_mmap,", "\t.mmap_prepare = x"),
+    # the same table, the replaced line tab-aligned: one tab
+    ("\t.read\t= r,\n\t.open\t= o,\n\t.mmap_prepare = x_mmap_prepare,\n};",
+     "\t.mmap\t= x_mmap,", "\t.mmap_prepare\t= x"),
+])
+def test_a_name_too_long_for_the_column_goes_as_the_table_says(table, original_mmap, want):
+    text = "static const struct file_operations x_fops = {\n" + table
+    original = text.replace("\t.mmap_prepare = x_mmap_prepare,", original_mmap)
+    assert want + "_mmap_prepare," in realign_initialisers(text, "mmap_prepare",
+                                                           original).split("\n")
 
 
 def test_a_line_made_too_long_is_wrapped_as_kernel_code_wraps():

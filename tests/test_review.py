@@ -93,8 +93,8 @@ def test_a_changed_local_copy_of_the_protection_becomes_the_descriptors(series73
     aspeed = [c.split()[0] for c in commits if "soc: aspeed:" in c]
     assert len(aspeed) == 1, commits
     log = git(tree, "log", "-1", "--format=%B", aspeed[0])
-    assert ("This changes the VMA's own page protection as well" in " ".join(log.split())
-            and "the VMA's protection matches what was mapped" in " ".join(log.split()))
+    assert ("used to map with a changed local copy of the page protection" in " ".join(log.split())
+            and "the VMA's protection matches what is mapped" in " ".join(log.split()))
 
 
 def _eq_layout(line: str) -> tuple[str, int, str]:

@@ -17,6 +17,10 @@ DESC_FIELDS = {"vm_ops", "vm_page_prot", "vm_pgoff", "vm_private_data", "vm_file
                "vm_flags", "vm_start", "vm_end", "vm_mm"}
 READ_ONLY_FIELDS = {"vm_start", "vm_end", "vm_mm"}
 FLAG_CALLS = {"vm_flags_set", "vm_flags_clear", "vm_flags_mod"}
+# The VMA's bitmap helpers (prepare-7) and their descriptor twins.
+VMA_BIT_CALLS = {"vma_set_flags": "vma_desc_set_flags", "vma_clear_flags": "vma_desc_clear_flags",
+                 "vma_test": "vma_desc_test", "vma_test_any": "vma_desc_test_any",
+                 "vma_test_all": "vma_desc_test_all"}
 LIBRARY_CALLS = {"generic_file_mmap", "generic_file_readonly_mmap"}
 # Trailing mapping calls and the G3 mmap action each becomes.
 MAPPING_CALLS = {"remap_pfn_range": "mmap_action_remap",
@@ -244,7 +248,8 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
     for u in body.uses:
         site = Site(file, u.line, u.expr)
         if u.kind == "field":
-            if u.name not in DESC_FIELDS:
+            # The bitmap itself (prepare-7's vma->flags) is the desc's too.
+            if u.name not in DESC_FIELDS and not (g3 and u.name == "flags"):
                 return Verdict(Klass.NEEDS_VMA, site, (f"vma->{u.name} has no desc equivalent",))
             if u.write and u.name in READ_ONLY_FIELDS:
                 return Verdict(Klass.NEEDS_VMA, site, (f"writes vma->{u.name}",))
@@ -255,7 +260,9 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
             return Verdict(Klass.NEEDS_VMA, site, ("uses the vma pointer itself",))
         if u.name in FLAG_CALLS and u.arg == 0:
             continue
-        if u.name in ("vma_pages", "vma_is_shared_maywrite") and u.arg == 0:
+        if u.name in ("vma_pages", "vma_is_shared_maywrite", "vma_start_pgoff") and u.arg == 0:
+            continue
+        if u.name in VMA_BIT_CALLS and u.arg == 0 and g3:
             continue
         if u.name == "vma_set_anonymous" and api.has_set_anonymous:
             continue
@@ -413,7 +420,9 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
                     continue
                 end = body.match_paren(c[0] + 1)
                 args = [x.text for x in toks[c[0] + 2:end]]
-                if "," not in args or not _flag_list(args[args.index(",") + 1:]):
+                # vm_flags_mod(vma, set, clear): two lists.
+                lists = " ".join(args[args.index(",") + 1:]).split(" , ") if "," in args else []
+                if not lists or not all(_flag_list(x.split()) for x in lists):
                     return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(c[0], end)),
                                    ("flag expression with no VMA_*_BIT form",))
     return None

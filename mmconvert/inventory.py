@@ -374,8 +374,10 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
         def_at = {(d.file, d.line) for d in ds}
         refs = []
         for f, n, text in ref_lines:
-            # `struct privcmd_mmap` is a type that shares the name.
-            bare = re.sub(rf"\b(?:struct|union|enum)\s+{re.escape(name)}\b", "", text)
+            # `struct privcmd_mmap` is a type that shares the name; a message
+            # that prints the name ("orangefs_file_mmap: called") is no use.
+            bare = re.sub(rf"\b(?:struct|union|enum)\s+{re.escape(name)}\b", "",
+                          re.sub(r'"(?:\\.|[^"\\])*"', '""', text))
             if not re.search(rf"\b{re.escape(name)}\b", bare) or (f, n) in def_at \
                     or (f, n) in entry_at:
                 continue

@@ -428,3 +428,55 @@ def test_masked_flag_comparisons_become_tests_and_others_are_named(sample_tree):
     src = read(sample_tree, "drivers/char/flagtests.c")
     assert "\tif ((desc->flags & (VM_READ | VM_WRITE)) != VM_READ)\n" in src
     assert "\tif ((desc->flags & (VM_READ | VM_WRITE)) > VM_READ)\n" in src
+
+
+FLAG_CALLS = """// SPDX-License-Identifier: GPL-2.0
+#include <linux/fs.h>
+#include <linux/mm.h>
+
+static int mod_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	vm_flags_mod(vma, VM_DONTEXPAND, VM_MAYWRITE | VM_MAYEXEC);
+	return 0;
+}
+
+static const struct file_operations mod_fops = {
+	.mmap = mod_mmap,
+};
+"""
+
+
+def test_vm_flags_mod_is_rewritten_in_both_flag_styles(sample_tree):
+    (sample_tree / "drivers/char/flagcalls.c").write_text(FLAG_CALLS)
+    git(sample_tree, "add", "drivers/char/flagcalls.c")
+    git(sample_tree, "commit", "-qm", "flag calls")
+    git(sample_tree, "branch", "word")
+    convert(sample_tree, "--only", "drivers/char/flagcalls.c")
+    assert function(read(sample_tree, "drivers/char/flagcalls.c"), "mod_mmap_proto") == (
+        "static int mod_mmap_proto(struct vma_proto *desc)\n{\n"
+        "\tdesc->flags |= VM_DONTEXPAND;\n\tdesc->flags &= ~(VM_MAYWRITE | VM_MAYEXEC);\n"
+        "\treturn 0;\n}")
+    git(sample_tree, "checkout", "-qf", "word")
+    fs_h = sample_tree / "include/linux/fs.h"
+    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
+    git(sample_tree, "commit", "-qam", "no new hook")
+    convert(sample_tree, "--only", "drivers/char/flagcalls.c", "--api", "prepare-7")
+    assert function(read(sample_tree, "drivers/char/flagcalls.c"), "mod_mmap_prepare") == (
+        "static int mod_mmap_prepare(struct vm_area_desc *desc)\n{\n"
+        "\tvma_desc_set_flags(desc, VMA_DONTEXPAND_BIT);\n"
+        "\tvma_desc_clear_flags(desc, VMA_MAYWRITE_BIT, VMA_MAYEXEC_BIT);\n"
+        "\treturn 0;\n}")
+
+
+def test_a_message_naming_the_handler_is_no_use_that_needs_a_twin(sample_tree):
+    (sample_tree / "drivers/char/says.c").write_text(
+        "// SPDX-License-Identifier: GPL-2.0\n#include <linux/fs.h>\n#include <linux/mm.h>\n\n"
+        "static int says_mmap(struct file *file, struct vm_area_struct *vma)\n{\n"
+        "\tpr_debug(\"says_mmap: called\\n\");\n\tvma->vm_ops = NULL;\n\treturn 0;\n}\n\n"
+        "static const struct file_operations says_fops = {\n\t.mmap = says_mmap,\n};\n")
+    git(sample_tree, "add", "drivers/char/says.c")
+    git(sample_tree, "commit", "-qm", "says")
+    convert(sample_tree, "--only", "drivers/char/says.c")
+    src = read(sample_tree, "drivers/char/says.c")
+    assert "says_mmap(struct file" not in src          # converted in place, no twin
+    assert '\tpr_debug("says_mmap: called\\n");\n' in function(src, "says_mmap_proto")

@@ -192,8 +192,7 @@ def shared_facts(details: tuple[dict, ...] | list[dict]) -> list[dict]:
             groups.setdefault(key, []).append(d)
         for (value, call, fs_file), ds in groups.items():
             out.append({"fact": fact, "value": value, "call": call, "fs_file": fs_file,
-                        "handlers": [d["handler"] for d in ds],
-                        "new_names": [d["new_name"] for d in ds]})
+                        "handlers": [d["handler"] for d in ds]})
     return out
 
 

@@ -28,6 +28,21 @@ def function(text: str, name: str) -> str:
     return m.group(0) if m else ""
 
 
+def add_driver(tree, path: str, text: str) -> None:
+    """A file of the test's own in the sample tree, committed."""
+    (tree / path).write_text(text)
+    git(tree, "add", path)
+    git(tree, "commit", "-qm", f"add {path}")
+
+
+def without_the_new_hook(tree) -> None:
+    """The sample tree as a G0 tree: fs.h declares no .mmap_proto, so
+    --api names the generation to write."""
+    fs_h = tree / "include/linux/fs.h"
+    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
+    git(tree, "commit", "-qam", "no new hook")
+
+
 # -- the sample tree -------------------------------------------------------
 
 @pytest.fixture
@@ -157,9 +172,7 @@ static const struct file_operations set_fops = {
 
 
 def test_a_file_local_only_where_the_file_is_used_twice_or_assigned(sample_tree):
-    (sample_tree / "drivers/char/uses.c").write_text(TWO_USES)
-    git(sample_tree, "add", "drivers/char/uses.c")
-    git(sample_tree, "commit", "-qm", "uses")
+    add_driver(sample_tree, "drivers/char/uses.c", TWO_USES)
     convert(sample_tree, "--only", "drivers/char/uses.c")
     src = read(sample_tree, "drivers/char/uses.c")
     assert function(src, "twice_mmap_proto") == (
@@ -206,9 +219,7 @@ def test_prepare7_text_for_a_tree_without_that_api(sample_tree):
     """--api names a generation the tree does not have: the text is written
     for it (it will not compile here), to prepare a series early."""
     git(sample_tree, "checkout", "-q", "-b", "g0")
-    fs_h = sample_tree / "include/linux/fs.h"
-    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
-    git(sample_tree, "commit", "-qam", "no new hook")
+    without_the_new_hook(sample_tree)
     convert(sample_tree, "--api", "prepare-7")
     fn = function(read(sample_tree, "drivers/char/fieldsdev.c"), "fieldsdev_mmap_prepare")
     assert "vma_desc_set_flags(desc, VMA_DONTEXPAND_BIT, VMA_DONTDUMP_BIT);" in fn
@@ -404,13 +415,9 @@ def test_masked_flag_comparisons_become_tests_and_others_are_named(sample_tree):
     """On a flags bitmap (prepare-7): `(flags & M) == 0` and `!= V` for
     one flag V of M become vma_desc_test*() calls; `>` has no form and
     is named as the reason.  A flags word (proto) keeps the expressions."""
-    (sample_tree / "drivers/char/flagtests.c").write_text(FLAG_TESTS)
-    git(sample_tree, "add", "drivers/char/flagtests.c")
-    git(sample_tree, "commit", "-qm", "flag tests")
+    add_driver(sample_tree, "drivers/char/flagtests.c", FLAG_TESTS)
     git(sample_tree, "branch", "word")
-    fs_h = sample_tree / "include/linux/fs.h"
-    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
-    git(sample_tree, "commit", "-qam", "no new hook")
+    without_the_new_hook(sample_tree)
     result = convert(sample_tree, "--only", "drivers/char/flagtests.c", "--api", "prepare-7")
     src = read(sample_tree, "drivers/char/flagtests.c")
     assert function(src, "ro_mmap_prepare") == (
@@ -446,9 +453,7 @@ static const struct file_operations mod_fops = {
 
 
 def test_vm_flags_mod_is_rewritten_in_both_flag_styles(sample_tree):
-    (sample_tree / "drivers/char/flagcalls.c").write_text(FLAG_CALLS)
-    git(sample_tree, "add", "drivers/char/flagcalls.c")
-    git(sample_tree, "commit", "-qm", "flag calls")
+    add_driver(sample_tree, "drivers/char/flagcalls.c", FLAG_CALLS)
     git(sample_tree, "branch", "word")
     convert(sample_tree, "--only", "drivers/char/flagcalls.c")
     assert function(read(sample_tree, "drivers/char/flagcalls.c"), "mod_mmap_proto") == (
@@ -456,9 +461,7 @@ def test_vm_flags_mod_is_rewritten_in_both_flag_styles(sample_tree):
         "\tdesc->flags |= VM_DONTEXPAND;\n\tdesc->flags &= ~(VM_MAYWRITE | VM_MAYEXEC);\n"
         "\treturn 0;\n}")
     git(sample_tree, "checkout", "-qf", "word")
-    fs_h = sample_tree / "include/linux/fs.h"
-    fs_h.write_text(re.sub(r".*\(\*mmap_proto\).*\n", "", fs_h.read_text()))
-    git(sample_tree, "commit", "-qam", "no new hook")
+    without_the_new_hook(sample_tree)
     convert(sample_tree, "--only", "drivers/char/flagcalls.c", "--api", "prepare-7")
     assert function(read(sample_tree, "drivers/char/flagcalls.c"), "mod_mmap_prepare") == (
         "static int mod_mmap_prepare(struct vm_area_desc *desc)\n{\n"
@@ -468,13 +471,11 @@ def test_vm_flags_mod_is_rewritten_in_both_flag_styles(sample_tree):
 
 
 def test_a_message_naming_the_handler_is_no_use_that_needs_a_twin(sample_tree):
-    (sample_tree / "drivers/char/says.c").write_text(
+    add_driver(sample_tree, "drivers/char/says.c",
         "// SPDX-License-Identifier: GPL-2.0\n#include <linux/fs.h>\n#include <linux/mm.h>\n\n"
         "static int says_mmap(struct file *file, struct vm_area_struct *vma)\n{\n"
         "\tpr_debug(\"says_mmap: called\\n\");\n\tvma->vm_ops = NULL;\n\treturn 0;\n}\n\n"
         "static const struct file_operations says_fops = {\n\t.mmap = says_mmap,\n};\n")
-    git(sample_tree, "add", "drivers/char/says.c")
-    git(sample_tree, "commit", "-qm", "says")
     convert(sample_tree, "--only", "drivers/char/says.c")
     src = read(sample_tree, "drivers/char/says.c")
     assert "says_mmap(struct file" not in src          # converted in place, no twin

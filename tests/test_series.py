@@ -277,7 +277,7 @@ def test_a_body_tells_the_reviewer_what_happened_to_each_handler(sample_tree, tm
     fwd = " ".join(res.patches[0].read_text().split())
     assert "-ENODEV" in fwd and "shmlike_mmap()" in fwd
     char = " ".join(res.patches[2].read_text().split())
-    assert ("remap_pfn_range() call of remapdev_mmap() becomes mmap_action_remap_full(): the "
+    assert ("remap_pfn_range() call in remapdev_mmap() becomes mmap_action_remap_full(): the "
             "core maps the range once the VMA exists, and if that fails it unmaps the new VMA "
             "and mmap() fails, as it did when the handler failed.") in char
     assert "an error it returns needs no unwinding" in char

@@ -296,6 +296,9 @@ def _suggestion(api: ApiFacts, h: Handler | None) -> str:
         return f"{use}: {call.group()}() becomes {action}()" if call and action else use
     if h.klass == Klass.NEEDS_VMA:
         return f"{use} where the descriptor can express it; this handler needs the VMA"
+    if h.klass == Klass.DISPATCHER:
+        return (f"{use} once the ops table this handler hands the VMA to can take the "
+                "descriptor; until then it keeps .mmap")
     if h.klass == Klass.FORWARDER:
         how = ("vfs_mmap(), which takes a file with either hook" if api.has_vfs_mmap
                else f"a bailout for files that have .{api.hook}")

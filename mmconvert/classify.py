@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from .model import ApiFacts, Klass, Site
 
@@ -32,7 +33,7 @@ FORWARD_CALLS = {"call_mmap", "vfs_mmap", "backing_file_mmap"}
 SIDE_EFFECT = re.compile(
     r"^(kref_get\w*|refcount_inc\w*|atomic_inc\w*|atomic_long_inc\w*|atomic64_inc\w*"
     r"|get_device|get_file|fget\w*|mmgrab|mmget|kobject_get|try_module_get|__module_get"
-    r"|pm_runtime_get\w*|pm_runtime_resume_and_get|k[mzcv]?alloc\w*|kvzalloc\w*|kvmalloc\w*"
+    r"|\w+_get|pm_runtime_get\w*|pm_runtime_resume_and_get|k[mzcv]?alloc\w*|kvzalloc\w*|kvmalloc\w*"
     r"|vmalloc\w*|vzalloc\w*|alloc_pages?\w*|__get_free_pages?|get_zeroed_page"
     r"|dma_alloc_\w+|kmem_cache_alloc\w*|list_add\w*|idr_alloc\w*|xa_store|xa_alloc\w*"
     r"|kzalloc\w*|devm_\w+)$")
@@ -111,12 +112,14 @@ class Use:
     write: bool
     expr: str          # source text that shows the use
     arg: int = -1      # argument position in the call
+    at: int = -1       # token of the called function, for a call
 
 
 class Body:
     """The tokens of one function body and the uses of its parameters."""
 
-    def __init__(self, src: str, first_line: int, vma: str, file: str):
+    def __init__(self, src: str, first_line: int, vma: str, file: str, header: str = ""):
+        self.header = strip_comments(header)   # the parameter list, for declarations
         self.src = strip_comments(src)
         self.toks = tokens(self.src, first_line)
         self.vma, self.file = vma, file
@@ -126,6 +129,40 @@ class Body:
         """Source of tokens a..b inclusive, whitespace collapsed."""
         s = self.src[self.toks[a].start:self.toks[b].start + len(self.toks[b].text)]
         return " ".join(s.split()).replace("( ", "(").replace(" )", ")")
+
+    def operand_start(self, i: int) -> int:
+        """First token of the operand `a->b.c` (or `READ_ONCE(a->b)->c`)
+        that ends at token i."""
+        j = i
+        while j >= 2 and self.toks[j - 1].text in ("->", "."):
+            k = j - 2
+            if self.toks[k].text == ")":
+                depth = 0
+                while k > 0:
+                    depth += (self.toks[k].text == ")") - (self.toks[k].text == "(")
+                    if depth == 0:
+                        break
+                    k -= 1
+                k -= 1 if k > 0 and re.match(r"[A-Za-z_]\w*$", self.toks[k - 1].text) else 0
+            j = k
+        return j
+
+    def pointer_from(self, i: int) -> int | None:
+        """For a call through a local function pointer (`mmap = a->ops->
+        mmap; ... mmap(f, vma)`), the token of the member it was set from."""
+        name = self.toks[i].text
+        for k in range(len(self.toks) - 3):
+            # `mmap = ...;`, `T (*mmap)(...) = ...;` or `__auto_type mmap = ...;`
+            if self.toks[k].text == name and self.toks[k + 1].text == "=" and \
+                    (k == 0 or self.toks[k - 1].text in (";", "{", "}", "*", ",")
+                     or re.match(r"[A-Za-z_]\w*$", self.toks[k - 1].text)):
+                end = k + 2
+                while end < len(self.toks) and self.toks[end].text != ";":
+                    end += 1
+                last = end - 1
+                if last > k + 2 and self.toks[last - 1].text in ("->", "."):
+                    return last
+        return None
 
     def match_paren(self, i: int) -> int:
         depth = 0
@@ -179,7 +216,7 @@ class Body:
             if call:
                 c, arg = call
                 uses.append(Use(t.line, "call", toks[c].text, False,
-                                self.text(c, self.match_paren(c + 1)), arg))
+                                self.text(c, self.match_paren(c + 1)), arg, c))
             else:
                 a, b = self.statement(i)
                 uses.append(Use(t.line, "bare", t.text, False, self.text(a, b)))
@@ -231,20 +268,49 @@ class Verdict:
     klass: Klass
     site: Site
     notes: tuple[str, ...] = ()
+    via: tuple[str, ...] = ()   # the helpers, outermost first, the site is reached through
 
 
-def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
-    """The class a handler body has under `api`, and why."""
+class Lookup(Protocol):
+    """What classification needs from the rest of the tree (follow.Tree)."""
+
+    def helper(self, name: str, arg: int, near: str) -> Helper | None: ...
+
+    def table(self, body: Body, i: int, near: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A function the vma is passed to, as its own body."""
+
+    name: str
+    file: str
+    line: int
+    body: Body
+
+
+def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = None,
+                  depth: int = 0) -> Verdict:
+    """The class a handler body has under `api`, and why.  With `lookup`,
+    a vma passed to a function defined in the tree is followed into it
+    (`depth` is how far in this body is), and a call through an ops table
+    is named by the table's type."""
     g3 = api.flag_style == "bitmap"
     calls = body.calls()
     for i, name in calls:
         if name in FORWARD_CALLS or (name == "mmap" and i >= 2 and body.toks[i - 1].text == "->"
                                      and body.toks[i - 2].text in ("f_op", "fops")):
+            # A driver's own ops table named fops (v4l2_file_operations)
+            # dispatches; only struct file_operations forwards.
+            table = lookup.table(body, i, file) if lookup and name == "mmap" else None
+            if table is not None and table != "struct file_operations":
+                continue
             return Verdict(Klass.FORWARDER, Site(file, body.toks[i].line,
                                                  body.text(i - 2 if name == "mmap" else i,
                                                            body.match_paren(i + 1))))
     mapping = []
     notes: list[str] = []
+    helpers: list[Verdict] = []     # helpers whose own use of the vma converts
     for u in body.uses:
         site = Site(file, u.line, u.expr)
         if u.kind == "field":
@@ -272,6 +338,13 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
         if u.name in MAPPING_CALLS and u.arg == 0:
             mapping.append(u)
             continue
+        if lookup is not None:
+            followed = _follow(body, u, file, api, lookup, depth)
+            if followed is not None and followed.klass.convertible:
+                helpers.append(followed)
+                continue
+            if followed is not None:
+                return followed
         return Verdict(Klass.NEEDS_VMA, site, (f"passes the vma to {u.name}()",))
     if g3:
         bad = _bad_flag_use(body, file)
@@ -282,6 +355,14 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
             return Verdict(Klass.NEEDS_VMA,
                            Site(file, body.toks[i].line, body.text(i, body.match_paren(i + 1))),
                            ("side effect that must happen once per created VMA",))
+    counted = _counter_update(body)
+    if counted is not None:
+        return Verdict(Klass.NEEDS_VMA, Site(file, body.toks[counted].line,
+                                             body.text(*body.statement(counted))),
+                       ("side effect that must happen once per created VMA",))
+    if helpers:
+        # Everything else converts: only the helper is in the way.
+        return Verdict(Klass.NEEDS_VMA, helpers[0].site, helpers[0].notes)
     if mapping:
         first = mapping[0]
         site = Site(file, first.line, first.expr)
@@ -299,6 +380,62 @@ def classify_body(body: Body, file: str, api: ApiFacts) -> Verdict:
             return unbounded
         return Verdict(Klass.ACTION, site, (how,))
     return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes))
+
+
+def _counter_update(body: Body) -> int | None:
+    """A token of the first `p->count++` (or --, +=, -=) on state outside
+    the function: a count of mappings kept by hand, which the VMA's close
+    undoes."""
+    toks = body.toks
+    for i, t in enumerate(toks):
+        if t.text not in ("++", "--", "+=", "-="):
+            continue
+        if t.text in ("++", "--") and i + 3 < len(toks) and toks[i + 2].text == "->" \
+                and toks[i - 1].text in (";", "{", "}", ")") and toks[i + 1].text != body.vma:
+            return i
+        if i >= 3 and toks[i - 2].text == "->" and toks[i - 3].text != body.vma \
+                and (i < 4 or toks[i - 4].text in (";", "{", "}", ")")):
+            return i
+    return None
+
+
+# How far a vma is followed through helpers.
+FOLLOW_DEPTH = 3
+
+
+def _follow(body: Body, u: Use, file: str, api: ApiFacts, lookup: Lookup,
+            depth: int) -> Verdict | None:
+    """The verdict for a vma handed to the call `u`: a call through a
+    member pointer dispatches to another ops table; a function defined in
+    the tree decides by its own use of the vma, reported where it is."""
+    i = u.at
+    member = i if i >= 1 and body.toks[i - 1].text in ("->", ".") else body.pointer_from(i)
+    if member is not None:
+        table = lookup.table(body, member, file)
+        start = body.operand_start(member)
+        how = f"{table} .{body.toks[member].text}()" if table else \
+            f"{body.text(start, member)}()"
+        expr = body.text(body.operand_start(i), body.match_paren(i + 1))
+        return Verdict(Klass.DISPATCHER, Site(file, u.line, expr), (f"hands the vma to {how}",))
+    if depth >= FOLLOW_DEPTH:
+        return None
+    helper = lookup.helper(u.name, u.arg, file)
+    if helper is None:
+        return None
+    inner = classify_body(helper.body, helper.file, api, lookup, depth + 1)
+    where = f"{helper.name}() ({helper.file}:{helper.line})"
+    if inner.klass == Klass.FIELDS:
+        # Converting a helper with its callers is not done yet: the
+        # caller carries on, and says so if nothing else stops it.
+        return Verdict(Klass.FIELDS, Site(file, u.line, u.expr),
+                       (f"passes the vma to {where}, whose own use of it converts: "
+                        "converting a helper with its callers is not done yet",))
+    via = (helper.name, *inner.via)
+    if inner.klass.convertible:
+        return Verdict(Klass.NEEDS_VMA, inner.site,
+                       (f"maps with {inner.site.expression.split('(')[0]}(), which only a "
+                        "handler's own last call can turn into an mmap action",), via)
+    return Verdict(inner.klass, inner.site, inner.notes or ("forwards to another file",), via)
 
 
 _VM_FLAG = re.compile(r"^VM_[A-Z0-9_]+$")
@@ -380,6 +517,8 @@ def _bad_flag_use(body: Body, file: str) -> Verdict | None:
         # Find this use's token index again by line and text.
         for i, t in enumerate(toks):
             if t.line != u.line or t.text != body.vma:
+                continue
+            if u.kind == "field" and (i + 2 >= len(toks) or toks[i + 2].text != u.name):
                 continue
             if u.kind == "field":
                 nxt = toks[i + 3].text if i + 3 < len(toks) else ""

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import spatch
+from . import follow, spatch
 from .classify import Body, classify_body, function_span
 from .gitrepo import GitTree
 from .model import ApiFacts, Definition, FileWarning, FopsEntry, Handler, Inventory, Klass, Reference, Site
@@ -367,6 +367,7 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
     bad_lines = {(f, n) for f, n, _ in ref_lines
                  for lo, hi in hres.bad_regions.get(f, []) if lo <= n <= hi}
     macro_at = {(m.file, m.line) for m in macros}
+    lookup = follow.Tree(gt)
     out = []
     for name in names:
         ds = tuple(sorted(set(defs.get(name, [])), key=lambda d: (d.file, d.line)))
@@ -391,7 +392,7 @@ def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> lis
                 continue
             refs.append(Reference(f, n, kind, text.strip()))
         for ds_, fops_, refs_ in _split_statics(ds, fops, refs):
-            h = _classify(gt, api, name, ds_, fops_, tuple(refs_), texts, bad_lines)
+            h = _classify(gt, api, name, ds_, fops_, tuple(refs_), texts, bad_lines, lookup)
             if "spatch could not parse its definition" in h.notes:
                 warnings.append(FileWarning(h.reason.file, "parse", f"spatch could not parse "
                                             f"the definition of {name} at line {h.reason.line}"))
@@ -415,7 +416,7 @@ def _split_statics(ds, fops, refs):
              [r for r in refs if home(r.file) == f]) for f in files]
 
 
-def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
+def _classify(gt, api, name, ds, fops, refs, texts, bad_lines, lookup) -> Handler:
     exported = any(r.kind == "export" for r in refs)
     linkage = "exported" if exported else ("static" if ds and all(d.static for d in ds) else "global")
     if not ds:
@@ -434,9 +435,11 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
         texts[d.file] = lines
         open_line, end = function_span(lines, d.line)
         src = "\n".join(lines[open_line - 1:end])
-        body = Body(src[src.index("{"):], open_line, d.vma_param, d.file_param)
-        verdicts.append((classify_body(body, d.file, api), body))
-    order = [Klass.FORWARDER, Klass.NEEDS_VMA, Klass.UNCLEAR, Klass.ACTION, Klass.FIELDS]
+        body = Body(src[src.index("{"):], open_line, d.vma_param, d.file_param,
+                    "\n".join(lines[d.line - 1:open_line]))
+        verdicts.append((classify_body(body, d.file, api, lookup), body))
+    order = [Klass.FORWARDER, Klass.DISPATCHER, Klass.NEEDS_VMA, Klass.UNCLEAR, Klass.ACTION,
+             Klass.FIELDS]
     verdict, body = min(verdicts, key=lambda vb: order.index(vb[0].klass))
     klass, site, notes = verdict.klass, verdict.site, list(verdict.notes)
     if klass in (Klass.FIELDS, Klass.ACTION):
@@ -451,7 +454,7 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines) -> Handler:
                                                f"used by fops in {', '.join(other_files)}"))
     if any(r.kind in ("call", "initialiser", "use") for r in refs):
         notes.append("still used as an mmap function elsewhere: needs a twin")
-    return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes))
+    return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes), verdict.via)
 
 
 def _only_wraps_library(body: Body) -> str | None:

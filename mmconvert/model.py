@@ -20,6 +20,7 @@ class Klass(str, enum.Enum):
     FIELDS = "fields"          # only desc-equivalent field work
     ACTION = "action"          # fields plus one trailing mapping call (G3 only)
     FORWARDER = "forwarder"    # forwards to another file's mmap
+    DISPATCHER = "dispatcher"  # hands the vma to a second ops table (dma_buf_ops, proto_ops...)
     NEEDS_VMA = "needs-vma"    # uses the vma in a way the desc cannot express
     UNCLEAR = "unclear"        # mmconvert could not decide (no definition, macro body...)
 
@@ -78,6 +79,7 @@ class Handler:
     references: tuple[Reference, ...] = ()
     linkage: str = "static"    # static | global | exported
     notes: tuple[str, ...] = ()
+    via: tuple[str, ...] = ()  # helpers, outermost first, the reason lies in
 
     @property
     def key(self) -> str:

@@ -6,7 +6,7 @@ import collections
 
 from .model import ApiFacts, Inventory, Klass
 
-CLASS_ORDER = [Klass.FIELDS, Klass.ACTION, Klass.LIBRARY, Klass.FORWARDER, Klass.NEEDS_VMA,
+CLASS_ORDER = [Klass.FIELDS, Klass.ACTION, Klass.LIBRARY, Klass.FORWARDER, Klass.DISPATCHER, Klass.NEEDS_VMA,
                Klass.UNCLEAR]
 
 
@@ -63,7 +63,8 @@ def scan_text(inv: Inventory) -> str:
         out.append(f"  {s:40} " + " ".join(f"{k.value}={c[k]}" for k in CLASS_ORDER if c[k]))
     out += ["", "handlers:"]
     for h in sorted(hs, key=lambda h: (CLASS_ORDER.index(h.klass), h.reason.file, h.name)):
-        why = f"  ({'; '.join(h.notes)})" if h.notes and not h.klass.convertible else ""
+        via = "".join(f"{v}() > " for v in h.via)
+        why = f"  ({via}{'; '.join(h.notes)})" if h.notes and not h.klass.convertible else ""
         out.append(f"  {h.klass.value:10} {h.name:36} {h.reason.file}:{h.reason.line}: "
                    f"{h.reason.expression}{why}")
     if inv.warnings:

@@ -19,7 +19,7 @@ from mmconvert.maintainers import Maintainers
 from mmconvert.report import diff_lines
 
 ARTIFACTS = ROOT / "test-artifacts"
-CLASSES = ("fields", "action", "library", "forwarder", "needs-vma", "unclear")
+CLASSES = ("fields", "action", "library", "forwarder", "dispatcher", "needs-vma", "unclear")
 CONVERTIBLE = ("fields", "action", "library")
 
 

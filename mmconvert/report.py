@@ -20,7 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-import typer
 from markupsafe import Markup, escape
 
 from . import __version__, convert, forwarders, prose, spatch
@@ -30,7 +29,7 @@ from .maintainers import Maintainers, Section
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .pipeline import ApplyError
 from .textout import CLASS_ORDER, subsystem_of
-from .ui import ApiOpt, JobsOpt, TimeoutOpt, check_output_file, progress, run
+from .ui import check_output_file, progress, run
 
 log = logging.getLogger("mmconvert")
 
@@ -472,20 +471,9 @@ def write_report(report: Report, html: Path | None, markdown: Path | None) -> li
 
 # -- the command ---------------------------------------------------------
 
-TreeArg = typer.Argument(..., help="kernel checkout (only read)")
-OutputOpt = typer.Option(None, "-o", "--output", metavar="FILE.html",
-                         help="write the HTML report here")
-MarkdownOpt = typer.Option(None, "--markdown", metavar="FILE.md",
-                           help="also (or only) write it as markdown")
-DiffsOpt = typer.Option(True, "--diffs/--no-diffs",
-                        help="compute the diff of every convertible handler")
-
-
-def report_command(tree: Path = TreeArg, output: Path | None = OutputOpt,
-                   markdown: Path | None = MarkdownOpt, api: str = ApiOpt,
-                   diffs: bool = DiffsOpt, jobs: int | None = JobsOpt,
-                   timeout: int = TimeoutOpt):
-    """Write the state of the conversion campaign as one HTML page (and markdown)."""
+def run_report(tree: Path, *, output: Path | None, markdown: Path | None, api: str,
+               diffs: bool, jobs: int | None, timeout: int) -> None:
+    """`mmconvert report`: compute the report and write the files asked for."""
     def go():
         if output is None and markdown is None:
             raise UsageError("say where to write the report: -o FILE.html and/or "

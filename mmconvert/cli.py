@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from . import __version__, spatch
+from . import __version__
 from .model import to_json
 from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
 
@@ -56,27 +56,16 @@ def api(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = Api
         print(api_text(str(tree), facts))
 
 
-def _inventory(tree: Path, api: str, jobs, timeout):
-    from . import forwarders
-    from .inventory import scan
-    from .tree import open_tree, resolve
-
-    gt = open_tree(tree)
-    facts = resolve(tree, api)
-    cache = spatch.Cache()
-    inv = scan(gt, facts, jobs=jobs, timeout=timeout, cache=cache, progress=progress)
-    sites = forwarders.find(gt, facts, jobs=jobs, timeout=timeout, cache=cache,
-                            progress=progress)
-    return inv, sites
-
-
 @app.command()
 def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
          as_json: bool = typer.Option(False, "--json", help="records as JSON"),
          jobs: int | None = JobsOpt, timeout: int = TimeoutOpt):
     """Inventory every struct file_operations .mmap handler and classify it,
     then list the forwarders and presence checks."""
-    inv, sites = run(lambda: _inventory(tree, api, jobs, timeout))
+    from . import pipeline
+
+    s = run(lambda: pipeline.survey(tree, api, jobs=jobs, timeout=timeout, progress=progress))
+    inv, sites = s.inventory, s.forwarders
     if as_json:
         out = to_json(inv)
         out["forwarders"] = to_json(sites)

@@ -22,8 +22,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from . import __version__, convert, forwarders, prose, spatch
-from .errors import MmconvertError, SpatchError, ToolMissing, UsageError
+from . import __version__, convert, forwarders, pipeline, prose, spatch
+from .errors import MmconvertError, SpatchError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, Section
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
@@ -353,24 +353,22 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     """Run the stages the report needs on the tree (read only) and build it.
     Each stage plans against the unmodified tree, so a conversion's diff is
     shown as if the forwarder fixes were not there (they touch other code)."""
-    from .inventory import scan
-    from .tree import open_tree, resolve
-
-    gt = open_tree(tree)
-    api = resolve(tree, api_name)
-    kw = {"jobs": jobs, "timeout": timeout, "cache": spatch.Cache(), "progress": progress}
-    try:
-        inv = scan(gt, api, **kw)
-    except (ToolMissing, SpatchError) as e:
+    s = pipeline.survey(tree, api_name, jobs=jobs, timeout=timeout, progress=progress,
+                        guard=_guarded)
+    gt, api = s.tree, s.api
+    if s.inventory is None:
         # Every later stage needs spatch too: the page says why it is empty.
-        log.warning("mmconvert: %s; the report is written without the spatch stages", e)
-        problem = f"failed: {e}"
+        log.warning("mmconvert: %s; the report is written without the spatch stages",
+                    s.inventory_failed)
+        problem = f"failed: {s.inventory_failed}"
         rep = build(gt, api, Inventory(str(gt.path), api, (), (), ()), forwarders_problem=problem,
                     fixes_problem=problem, diffs_problem=problem)
         return dataclasses.replace(rep, inventory_problem=problem)
+    inv = s.inventory
+    kw = {"jobs": jobs, "timeout": timeout, "cache": s.cache, "progress": progress}
     warnings: list[FileWarning] = []
 
-    fwd, fwd_problem = _guarded("forwarders", lambda: tuple(forwarders.find(gt, api, **kw)))
+    fwd, fwd_problem = s.forwarders, s.forwarders_problem
     fchanges, fixes_problem = None, "disabled" if not diffs else fwd_problem
     if fwd is not None and diffs:
         planned, fixes_problem = _guarded("forwarders",

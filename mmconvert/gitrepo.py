@@ -18,7 +18,7 @@ from pathlib import Path
 
 import git
 
-from . import scratch, signals
+from . import runner, scratch, signals
 from .errors import TreeError, UsageError
 
 log = logging.getLogger("mmconvert")
@@ -42,8 +42,8 @@ class GitTree:
         try:
             self.repo = git.Repo(self.path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=self.path,
-                                 capture_output=True, text=True)
+            top = runner.run(["git", "rev-parse", "--show-toplevel"], cwd=self.path,
+                             check=False)
             if top.returncode == 0 and top.stdout.strip():
                 raise TreeError(f"{path}: a subdirectory of the git checkout "
                                 f"{top.stdout.strip()}; mmconvert needs the kernel tree at the "
@@ -58,18 +58,17 @@ class GitTree:
         """Run `git -C <tree> args...` and return its stdout."""
         status, out, err = self.run_rc(*args, input=input)
         if status != 0 and check:
-            raise git.GitCommandError(["git", *args], status, err, out)
+            raise runner.ToolFailed(f"git {args[0]}", status, runner.last_line(err))
         return out
 
     def run_rc(self, *args: str, input: str | None = None,
                env: dict[str, str] | None = None) -> tuple[int, str, str]:
         """Run git, return (status, stdout, stderr) without raising."""
-        log.debug("git %s", " ".join(args))
         full_env = None
         if env:
             full_env = dict(os.environ, **env)
-        p = subprocess.run(["git", *GIT_OPTS, *args], cwd=self.path,
-                           input=input, capture_output=True, text=True, env=full_env)
+        p = runner.run(["git", *GIT_OPTS, *args], cwd=self.path, input=input, env=full_env,
+                       check=False, shown=f"git {' '.join(args)}")
         return p.returncode, p.stdout, p.stderr
 
     # -- state -----------------------------------------------------------
@@ -186,8 +185,8 @@ class GitTree:
             return (self.path / rel).read_text(errors="replace")
         if sp.mirror is not None:
             return (sp.mirror.path / rel).read_text(errors="replace")
-        p = subprocess.run(["git", "cat-file", "blob", f"{sp.base}:{rel}"], cwd=self.path,
-                           capture_output=True, check=False)
+        p = runner.run(["git", "cat-file", "blob", f"{sp.base}:{rel}"], cwd=self.path,
+                       text=False, check=False)
         if p.returncode != 0:
             raise OSError(f"{rel}: not in {sp.base}")
         return p.stdout.decode(errors="replace")
@@ -314,6 +313,7 @@ class GitTree:
             # Locked by an interrupted `worktree add`.
             self.run_rc("worktree", "remove", "--force", "--force", str(wt))
             self.run_rc("worktree", "prune")
+        runner.log_command(["rm", "-rf", str(trash)])
         subprocess.Popen(["rm", "-rf", str(trash)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)

@@ -28,6 +28,7 @@ from .gitrepo import GitTree
 from .maintainers import Maintainers, Section
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .pipeline import ApplyError
+from .runner import ToolFailed
 from .textout import CLASS_ORDER, subsystem_of
 from .ui import check_output_file, progress, run
 
@@ -219,7 +220,7 @@ def _guarded(stage: str, call):
     the rest of the report; a missing tool, a bad tree or Ctrl-C still stop it."""
     try:
         return call(), ""
-    except (SpatchError, ApplyError) as e:
+    except (SpatchError, ApplyError, ToolFailed) as e:
         log.warning("mmconvert: %s failed, the report goes without it: %s", stage,
                     str(e).splitlines()[0] if str(e) else type(e).__name__)
         return None, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"

@@ -15,7 +15,6 @@ import email.policy
 import json
 import logging
 import re
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from . import build as buildmod
+from . import runner
 from .errors import ToolMissing, TreeError, UsageError
 from .gitrepo import GitTree
 from .model import to_json
@@ -240,10 +240,8 @@ def run_checkpatch(tree: Path, patch: Path) -> tuple[list[str], list[str]]:
     """(errors, warnings) of the tree's own scripts/checkpatch.pl."""
     script = tree / "scripts" / "checkpatch.pl"
     cmd = ["perl", str(script), "--terse", "--no-summary", "--showfile", str(patch.resolve())]
-    log.debug("%s", " ".join(cmd))
     try:
-        p = subprocess.run(cmd, cwd=tree, check=False, capture_output=True, text=True,
-                           errors="replace", stdin=subprocess.DEVNULL)
+        p = runner.run(cmd, cwd=tree, errors="replace", no_stdin=True, check=False)
     except FileNotFoundError:
         raise ToolMissing("perl is not installed (checkpatch.pl needs it)") from None
     if p.returncode not in (0, 1):

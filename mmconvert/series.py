@@ -298,7 +298,7 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
 
 def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool,
            carried: tuple[str, ...] = ()) -> str:
-    """Commit what `_apply` put in the index: the changelog, then the
+    """Commit what pipeline.apply_changes() put in the index: the changelog, then the
     Signed-off-by of `--signoff`, then the trailers carried from version
     N-1 (written here, not by git, whose trailer settings vary by machine)."""
     args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",

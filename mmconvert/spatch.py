@@ -181,7 +181,6 @@ _FILE_ERR = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), column')
 _BADCOUNT = re.compile(r"^badcount: (\d+)")
 # An OCaml exception spatch caught for one file: it gave up on all of it.
 _EXN = re.compile(r"^EXN: (?P<exn>.+?) in (?P<path>\S.*)$")
-_TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\.[ch])\b")
 
 
 def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | None = None,

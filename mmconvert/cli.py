@@ -1,7 +1,8 @@
 """The mmconvert command line: one typer app wiring the pipeline stages.
 
-Library code raises typed errors; this is the only place that turns them
-into one line on stderr and an exit code.
+Every command's options are here; its stage module is imported only when
+it runs.  Library code raises typed errors; ui.run() turns them into one
+line on stderr and an exit code.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import typer
 
 from . import __version__
 from .model import to_json
-from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
+from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, TreeArg, progress, run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Move kernel struct file_operations .mmap handlers to the new "
                        "mmap_prepare/mmap_proto hook and emit a review-ready patch series.")
-log = logging.getLogger("mmconvert")
+
 
 def _version(value: bool):
     if value:
@@ -38,7 +39,7 @@ def main(quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors"),
 
 
 @app.command()
-def api(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
+def api(tree: Path = TreeArg, api: str = ApiOpt,
         as_json: bool = typer.Option(False, "--json", help="facts as JSON")):
     """Say which generation of the mmap hook TREE declares, and its facts."""
     from .tree import open_tree, resolve
@@ -57,7 +58,7 @@ def api(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = Api
 
 
 @app.command()
-def scan(tree: Path = typer.Argument(..., help="kernel checkout"), api: str = ApiOpt,
+def scan(tree: Path = TreeArg, api: str = ApiOpt,
          as_json: bool = typer.Option(False, "--json", help="records as JSON"),
          jobs: int | None = JobsOpt, timeout: int = TimeoutOpt):
     """Inventory every struct file_operations .mmap handler and classify it,

@@ -57,7 +57,7 @@ class GitTree:
         """Run `git -C <tree> args...` and return its stdout."""
         status, out, err = self.run_rc(*args, input=input)
         if status != 0 and check:
-            raise runner.ToolFailed(f"git {args[0]}", status, runner.last_line(err))
+            raise runner.ToolFailed("git", status, runner.last_line(err))
         return out
 
     def run_rc(self, *args: str, input: str | None = None,

@@ -63,7 +63,7 @@ def run(cmd: Sequence[str], *, cwd: Path | str | None = None, input: str | bytes
     log_command(cmd, shown)
     p = subprocess.run(list(cmd), cwd=cwd, input=input, capture_output=True, text=text,
                        errors=errors, env=None if env is None else dict(env), timeout=timeout,
-                       stdin=subprocess.DEVNULL if no_stdin else None)
+                       stdin=subprocess.DEVNULL if no_stdin and input is None else None)
     if check and p.returncode != 0:
         raise ToolFailed(os.path.basename(cmd[0]), p.returncode, last_line(p.stderr))
     return Result(tuple(cmd), p.returncode, p.stdout, p.stderr)

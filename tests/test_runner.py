@@ -11,6 +11,7 @@ import pytest
 
 from mmconvert import runner
 from mmconvert.errors import MmconvertError
+from mmconvert.gitrepo import GitTree
 
 FAIL = "import sys; print('first', file=sys.stderr); print('the reason', file=sys.stderr); " \
        "print(file=sys.stderr); sys.exit(3)"
@@ -39,3 +40,10 @@ def test_every_command_is_logged_for_debug(caplog):
         runner.run([sys.executable, "-c", "pass"], shown="python, briefly")
     assert [r.getMessage() for r in caplog.records] == [f"{sys.executable} -c pass",
                                                        "python, briefly"]
+
+
+def test_a_failed_git_command_is_a_typed_error(sample_tree):
+    with pytest.raises(runner.ToolFailed) as e:
+        GitTree(sample_tree).run("rev-parse", "--verify", "no-such-ref")
+    assert (e.value.tool, e.value.status, e.value.last) == \
+        ("git", 128, "fatal: Needed a single revision")

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import runner
 from .errors import MmconvertError, ToolMissing
 from .gitrepo import GitTree
 
@@ -271,10 +272,8 @@ class Builder:
 
     def _make(self, *args: str) -> tuple[int, str]:
         cmd = [*self.make_args(), *args]
-        log.debug("%s", " ".join(cmd))
         try:
-            p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
-                               stdin=subprocess.DEVNULL, env=_make_env())
+            p = runner.run(cmd, errors="replace", no_stdin=True, env=_make_env(), check=False)
         except FileNotFoundError:
             raise ToolMissing("make is not installed") from None
         return p.returncode, p.stdout + p.stderr
@@ -383,12 +382,9 @@ class KbuildBuilder(Builder):
                f"ARCH={self.arch}", f"SRCARCH={self.arch}", f"BITS={self._bits()}",
                "--eval", ("mmconvert-print: ; @echo 'Y: $(real-obj-y) $(real-obj-m)'; "
                           "echo 'S: $(subdir-ym)'"), "mmconvert-print"]
-        log.debug("%s", " ".join(cmd))
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace",
-                           stdin=subprocess.DEVNULL, env=_make_env())
+        p = runner.run(cmd, errors="replace", no_stdin=True, env=_make_env(), check=False)
         if p.returncode != 0 and self._drop_bad_cmd(p.stderr):
-            p = subprocess.run(cmd, check=False, capture_output=True, text=True,
-                               errors="replace", stdin=subprocess.DEVNULL, env=_make_env())
+            p = runner.run(cmd, errors="replace", no_stdin=True, env=_make_env(), check=False)
         if p.returncode != 0:
             # Cannot tell: say nothing rather than call an object unbuilt.
             log.debug("cannot list %s: %s", d, p.stderr.strip()[-300:])
@@ -521,12 +517,10 @@ class KbuildBuilder(Builder):
         """The build's own source tree: hard links to the worktree at the base
         (a copy where links cannot be made)."""
         tmp = self.dir / "src.tmp"
-        p = subprocess.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False,
-                           capture_output=True, text=True)
+        p = runner.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False)
         if p.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            p = subprocess.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False,
-                               capture_output=True, text=True)
+            p = runner.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False)
             if p.returncode != 0:
                 raise BuildSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
         (tmp / ".git").unlink(missing_ok=True)
@@ -578,8 +572,8 @@ class KbuildBuilder(Builder):
 
 
 def _git_blob(wt: GitTree, rev: str, path: str) -> tuple[bool, bytes]:
-    p = subprocess.run(["git", "cat-file", "blob", f"{rev}:{path}"], cwd=wt.path,
-                       capture_output=True, check=False)
+    p = runner.run(["git", "cat-file", "blob", f"{rev}:{path}"], cwd=wt.path, text=False,
+                   check=False)
     return p.returncode == 0, p.stdout
 
 
@@ -603,13 +597,11 @@ def ensure_compiler(arch: str) -> str | None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-qq", package]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                           stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
+        p = runner.run(cmd, env=env, no_stdin=True, timeout=APT_TIMEOUT, check=False)
         if p.returncode != 0:   # package lists too old, or none yet
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env,
-                           stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
-            p = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                               stdin=subprocess.DEVNULL, timeout=APT_TIMEOUT)
+            runner.run(["apt-get", "update", "-qq"], env=env, no_stdin=True, text=False,
+                       timeout=APT_TIMEOUT, check=False)
+            p = runner.run(cmd, env=env, no_stdin=True, timeout=APT_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return f"{package} for {arch} could not be installed: apt-get took over {APT_TIMEOUT} s"
     if p.returncode != 0 or not shutil.which(cross + "gcc"):

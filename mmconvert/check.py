@@ -30,7 +30,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
@@ -40,7 +39,7 @@ from .errors import UsageError
 from .gitrepo import GitTree
 from .model import ApiFacts, FopsEntry, Handler, Klass, Site, to_json
 from .tree import ACTIONS_C, HEADERS, open_tree, resolve
-from .ui import ApiOpt, JobsOpt, TimeoutOpt, progress, run
+from .ui import progress, run
 
 log = logging.getLogger("mmconvert")
 
@@ -341,18 +340,9 @@ def flag_text(f: Flag) -> str:
     return f"{where} {what} ({why}): {f.suggestion}"
 
 
-PatchesArg = typer.Argument(..., help="patch files (git format-patch output, an mbox of "
-                                      "several, or unified diffs), applied in this order")
-TreeOpt = typer.Option(Path("."), "--tree",
-                       help="kernel checkout the patches apply to, at its HEAD (never changed)")
-
-
-def check_command(patches: list[Path] = PatchesArg, tree: Path = TreeOpt, api: str = ApiOpt,
-                  as_json: bool = typer.Option(False, "--json", help="the flags as a JSON list"),
-                  jobs: int | None = JobsOpt, timeout: int = TimeoutOpt):
-    """Flag every new struct file_operations .mmap user the patches add, with
-    the handler's class and the hook to use instead.  Exit 0: nothing
-    flagged, 1: something flagged, 2: a patch or the tree cannot be used."""
+def run_check(patches: list[Path], *, tree: Path, api: str, as_json: bool, jobs: int | None,
+              timeout: int) -> int:
+    """`mmconvert check`: print the flags; how many there are."""
     flags = run(lambda: check(patches, tree, api, jobs=jobs, timeout=timeout))
     if as_json:
         print(json.dumps(to_json(flags), indent=1))
@@ -361,4 +351,4 @@ def check_command(patches: list[Path] = PatchesArg, tree: Path = TreeOpt, api: s
             print(flag_text(f))
     log.info("mmconvert check: %d patch file%s, %d flagged", len(patches),
              "" if len(patches) == 1 else "s", len(flags))
-    raise typer.Exit(1 if flags else 0)
+    return len(flags)

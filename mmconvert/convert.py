@@ -1,7 +1,7 @@
 """Conversion: rewrite the convertible handlers for one API generation.
 
 `plan()` reads the tree and returns the edits as `Change`s without touching
-it; `convert_command` applies them to the user's working tree.  The code
+it; `run_convert` applies them to the user's working tree.  The code
 changes are made by cocci/convert.cocci.j2; Python only inserts the twins
 spatch then converts, and afterwards mends what spatch cannot express:
 initialiser alignment, the blank line after declarations, kernel-doc
@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import typer
 import unidiff
 
 from . import prose, spatch
@@ -27,7 +26,7 @@ from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate
 from .model import ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass, Reference, to_json
-from .ui import ApiOpt, CoreOpt, JobsOpt, OnlyOpt, TimeoutOpt, progress, run
+from .ui import progress, run
 
 LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
 TWIN = "__mmconvert_twin"
@@ -832,17 +831,9 @@ def _only_twin(orig: str, new: str, missing: list[str], suffix: str) -> str:
 
 # -- the command ----------------------------------------------------------
 
-def convert_command(
-    tree: Path = typer.Argument(..., help="kernel checkout (its working tree is edited)"),
-    api: str = ApiOpt,
-    only: list[str] | None = OnlyOpt,
-    jobs: int | None = JobsOpt,
-    timeout: int = TimeoutOpt,
-    include_core: bool = CoreOpt,
-    as_json: bool = typer.Option(False, "--json", help="what was converted and skipped, as JSON"),
-):
-    """Rewrite every convertible handler in TREE's working tree (forwarders
-    first), and say what was left alone and why."""
+def run_convert(tree: Path, *, api: str, only: list[str] | None, jobs: int | None,
+                timeout: int, include_core: bool, as_json: bool) -> None:
+    """`mmconvert convert`: rewrite TREE's working tree, say what was left alone."""
     from . import pipeline
     from .series import SPARSE_SEED
     from .tree import open_tree, resolve

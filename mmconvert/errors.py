@@ -24,9 +24,3 @@ class SpatchError(MmconvertError):
     """spatch failed as a whole (not one file: those become warnings)."""
 
     exit_code = 1
-
-
-class Interrupted(MmconvertError):
-    """Ctrl-C; raised after cleanup so the CLI can say so in one line."""
-
-    exit_code = 130

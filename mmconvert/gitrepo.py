@@ -1,8 +1,9 @@
 """The one module that talks to git.
 
-Every git command goes through `GitTree.run()` (gitpython's command wrapper,
-logged at debug level, `cwd` instead of chdir); every worktree mmconvert
-makes is created and removed here, so nothing else can leave one behind.
+Every git command goes through `GitTree.run()` (runner.run(), logged at
+debug level, `cwd` instead of chdir); every worktree mmconvert makes is
+created and removed here, so nothing else can leave one behind.  A
+`SparseTree` is a worktree with only the files mmconvert reads checked out.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import logging
 import os
 import re
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
-from . import scratch, signals
+from . import runner, scratch, signals
 from .errors import TreeError, UsageError
 
 log = logging.getLogger("mmconvert")
@@ -42,8 +42,8 @@ class GitTree:
         try:
             self.repo = git.Repo(self.path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=self.path,
-                                 capture_output=True, text=True)
+            top = runner.run(["git", "rev-parse", "--show-toplevel"], cwd=self.path,
+                             check=False)
             if top.returncode == 0 and top.stdout.strip():
                 raise TreeError(f"{path}: a subdirectory of the git checkout "
                                 f"{top.stdout.strip()}; mmconvert needs the kernel tree at the "
@@ -52,24 +52,22 @@ class GitTree:
         top_dir = self.repo.working_tree_dir
         if self.repo.bare or top_dir is None or Path(top_dir).resolve() != self.path:
             raise TreeError(f"{path}: not the top of a git working tree")
-        self._sparse: _Sparse | None = None
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
         """Run `git -C <tree> args...` and return its stdout."""
         status, out, err = self.run_rc(*args, input=input)
         if status != 0 and check:
-            raise git.GitCommandError(["git", *args], status, err, out)
+            raise runner.ToolFailed("git", status, runner.last_line(err))
         return out
 
     def run_rc(self, *args: str, input: str | None = None,
                env: dict[str, str] | None = None) -> tuple[int, str, str]:
         """Run git, return (status, stdout, stderr) without raising."""
-        log.debug("git %s", " ".join(args))
         full_env = None
         if env:
             full_env = dict(os.environ, **env)
-        p = subprocess.run(["git", *GIT_OPTS, *args], cwd=self.path,
-                           input=input, capture_output=True, text=True, env=full_env)
+        p = runner.run(["git", *GIT_OPTS, *args], cwd=self.path, input=input, env=full_env,
+                       check=False, shown=f"git {' '.join(args)}")
         return p.returncode, p.stdout, p.stderr
 
     # -- state -----------------------------------------------------------
@@ -97,44 +95,17 @@ class GitTree:
     # -- files -----------------------------------------------------------
     def _grep(self, mode: str, patterns: list[str], fixed: bool, words: bool,
               pathspecs: tuple[str, ...], checkout: bool = True) -> str:
-        """git grep over the tracked files; exit 1 (no match) is no error.
-        In a sparse worktree the files mmconvert has not changed are searched
-        where they are already on disk (or in the base commit), once per
-        search, and the files it changed in the worktree; every file found is
-        checked out unless `checkout` is false, since the caller reads it next."""
+        """git grep over the tracked files; exit 1 (no match) is no error."""
         args = ["grep", mode, "-I", "--no-color", "-F" if fixed else "-E"]
         if words:
             args.append("-w")
         for p in patterns:
             args += ["-e", p]
-        if self._sparse is None:
-            return self._grep_run(args, pathspecs)
+        return self._search(mode, args, pathspecs, checkout)
 
-        def path(row: str) -> str:
-            return row if mode == "-l" else row.split(":", 1)[0]
-
-        sp = self._sparse
-        changed = set(self.run("diff", "--name-only", "-z", "--no-renames", sp.base,
-                               "--").split("\0")) - {""}
-        # The base never changes: each search of it is made once per worktree.
-        key = (mode, *args, "--", *pathspecs)
-        if key not in sp.greps:
-            if sp.mirror is not None:
-                sp.greps[key] = sp.mirror._grep_run(args, pathspecs).splitlines()
-            else:
-                prefix = f"{sp.base}:"
-                sp.greps[key] = [r[len(prefix):] for r in
-                                 self._grep_run([*args, sp.base], pathspecs).splitlines()]
-        rows = [r for r in sp.greps[key] if path(r) not in changed]
-        mine = [f":(literal){f}" for f in sorted(changed) if pathspec_match(f, pathspecs)]
-        if mine:
-            rows += self._grep_run(args, tuple(mine)).splitlines()
-        by_file: dict[str, list[str]] = {}
-        for r in rows:
-            by_file.setdefault(path(r), []).append(r)
-        if checkout:
-            self.ensure(list(by_file))
-        return "".join(r + "\n" for f in sorted(by_file) for r in by_file[f])
+    def _search(self, mode: str, args: list[str], pathspecs: tuple[str, ...],
+                checkout: bool) -> str:
+        return self._grep_run(args, pathspecs)
 
     def _grep_run(self, args: list[str], pathspecs: tuple[str, ...]) -> str:
         status, out, err = self.run_rc(*args, "--", *pathspecs)
@@ -174,36 +145,13 @@ class GitTree:
 
     def has_file(self, rel: str) -> bool:
         """Whether the tree has `rel`, checked out or not."""
-        if self._sparse is not None and rel in self._sparse.tracked:
-            return True
         return (self.path / rel).is_file()
 
     def read_text(self, rel: str) -> str:
-        """A file's text; in a sparse worktree a file not checked out is read
-        where it is unchanged (the user's checkout, else the base commit)."""
-        sp = self._sparse
-        if sp is None or rel in sp.present or rel not in sp.tracked:
-            return (self.path / rel).read_text(errors="replace")
-        if sp.mirror is not None:
-            return (sp.mirror.path / rel).read_text(errors="replace")
-        p = subprocess.run(["git", "cat-file", "blob", f"{sp.base}:{rel}"], cwd=self.path,
-                           capture_output=True, check=False)
-        if p.returncode != 0:
-            raise OSError(f"{rel}: not in {sp.base}")
-        return p.stdout.decode(errors="replace")
+        return (self.path / rel).read_text(errors="replace")
 
     def ensure(self, files: list[str]) -> None:
         """Check out `files` in a sparse worktree (a no-op elsewhere)."""
-        sp = self._sparse
-        if sp is None:
-            return
-        todo = sorted({f for f in files if f in sp.tracked and f not in sp.present})
-        if not todo:
-            return
-        stdin = "".join(f + "\0" for f in todo)
-        self.run("update-index", "-z", "--no-skip-worktree", "--stdin", input=stdin)
-        self.run("checkout-index", "-f", "-u", "-z", "--stdin", input=stdin)
-        sp.present.update(todo)
 
     def _same_as(self, rev: str) -> bool:
         """Whether this checkout holds exactly `rev`'s files: at `rev`, no
@@ -215,34 +163,6 @@ class GitTree:
         status, out, _ = self.run_rc("--no-optional-locks", "status", "--porcelain",
                                      "--untracked-files=no")
         return status == 0 and not out.strip()
-
-    def _go_sparse(self, rev: str, mirror: GitTree | None, seed: tuple[str, ...]) -> None:
-        """Turn a `--no-checkout` worktree into a sparse one: the index holds
-        all of `rev`, every entry marked skip-worktree (so git sees no file as
-        deleted).  The top-level files and directories (get_maintainer.pl
-        looks for them) and `seed` are checked out, and the directories that
-        MAINTAINERS names exist, empty: get_maintainer.pl and MAINTAINERS
-        matching ask whether an F: path is a directory."""
-        self.run("read-tree", rev)
-        listing = self.run("ls-files", "-z")
-        # A split index: each later `update-index`, `apply --index` and commit
-        # writes what changed, not the whole 10 MB index of a kernel tree
-        # (0.24 s against 0.10 s per commit on 7.3).
-        self.run("update-index", "--split-index", "-z", "--skip-worktree", "--stdin",
-                 input=listing)
-        tracked = set(listing.split("\0")) - {""}
-        self._sparse = _Sparse(rev, mirror, tracked, set())
-        self.ensure([f for f in tracked if "/" not in f] + list(seed))
-        # git keeps no empty directory: the files' directories are all of
-        # them.  Creating only the named ones saves 6,000 mkdirs on 7.3.
-        dirs = {os.path.dirname(f) for f in tracked} - {""}
-        wanted = {d for d in dirs if "/" not in d}
-        if (self.path / "MAINTAINERS").is_file():
-            named = re.findall(r"^[FX]:\s*(\S+)", (self.path / "MAINTAINERS").read_text(
-                errors="replace"), flags=re.MULTILINE)
-            wanted |= dirs & set(named)
-        for d in sorted(wanted):
-            (self.path / d).mkdir(parents=True, exist_ok=True)
 
     # -- worktrees -------------------------------------------------------
     @contextlib.contextmanager
@@ -270,10 +190,11 @@ class GitTree:
             if status != 0:
                 raise TreeError(f"cannot create a worktree at {rev}: "
                                 f"{err.strip().splitlines()[-1] if err.strip() else 'git failed'}")
-            tree = GitTree(wt)
-            if sparse is not None:
+            if sparse is None:
+                tree = GitTree(wt)
+            else:
                 commit = self.resolve(rev)
-                tree._go_sparse(commit, self if self._same_as(commit) else None, sparse)
+                tree = SparseTree(wt, commit, self if self._same_as(commit) else None, sparse)
             yield tree
             ok = True
         finally:
@@ -314,18 +235,109 @@ class GitTree:
             # Locked by an interrupted `worktree add`.
             self.run_rc("worktree", "remove", "--force", "--force", str(wt))
             self.run_rc("worktree", "prune")
+        runner.log_command(["rm", "-rf", str(trash)])
         subprocess.Popen(["rm", "-rf", str(trash)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
 
 
-@dataclass
-class _Sparse:
-    base: str                    # the commit the worktree started from
-    mirror: GitTree | None       # the user's checkout when it holds `base` as is
-    tracked: set[str]
-    present: set[str]
-    greps: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+class SparseTree(GitTree):
+    """A `--no-checkout` worktree at `base` whose index holds all of it,
+    every entry marked skip-worktree (so git sees no file as deleted): files
+    are checked out as mmconvert finds them (grep, `ensure`, `read_text`).
+    `mirror`: the user's checkout when it holds `base` as it is, where the
+    files not checked out here are searched and read instead."""
+
+    def __init__(self, path: Path | str, base: str, mirror: GitTree | None,
+                 seed: tuple[str, ...]):
+        super().__init__(path)
+        self.base = base
+        self.mirror = mirror
+        self.tracked: set[str] = set()
+        self.present: set[str] = set()
+        # The base never changes: each search of it is made once per worktree.
+        self.greps: dict[tuple[str, ...], list[str]] = {}
+        self._go_sparse(seed)
+
+    def _go_sparse(self, seed: tuple[str, ...]) -> None:
+        """The top-level files and directories (get_maintainer.pl looks for
+        them) and `seed` are checked out, and the directories that
+        MAINTAINERS names exist, empty: get_maintainer.pl and MAINTAINERS
+        matching ask whether an F: path is a directory."""
+        self.run("read-tree", self.base)
+        listing = self.run("ls-files", "-z")
+        # A split index: each later `update-index`, `apply --index` and commit
+        # writes what changed, not the whole 10 MB index of a kernel tree
+        # (0.24 s against 0.10 s per commit on 7.3).
+        self.run("update-index", "--split-index", "-z", "--skip-worktree", "--stdin",
+                 input=listing)
+        tracked = self.tracked = set(listing.split("\0")) - {""}
+        self.ensure([f for f in tracked if "/" not in f] + list(seed))
+        # git keeps no empty directory: the files' directories are all of
+        # them.  Creating only the named ones saves 6,000 mkdirs on 7.3.
+        dirs = {os.path.dirname(f) for f in tracked} - {""}
+        wanted = {d for d in dirs if "/" not in d}
+        if (self.path / "MAINTAINERS").is_file():
+            named = re.findall(r"^[FX]:\s*(\S+)", (self.path / "MAINTAINERS").read_text(
+                errors="replace"), flags=re.MULTILINE)
+            wanted |= dirs & set(named)
+        for d in sorted(wanted):
+            (self.path / d).mkdir(parents=True, exist_ok=True)
+
+    def _search(self, mode: str, args: list[str], pathspecs: tuple[str, ...],
+                checkout: bool) -> str:
+        """The files mmconvert has not changed are searched where they are
+        already on disk (or in the base commit), once per search, and the
+        files it changed in the worktree; every file found is checked out
+        unless `checkout` is false, since the caller reads it next."""
+        def path(row: str) -> str:
+            return row if mode == "-l" else row.split(":", 1)[0]
+
+        changed = set(self.run("diff", "--name-only", "-z", "--no-renames", self.base,
+                               "--").split("\0")) - {""}
+        key = (mode, *args, "--", *pathspecs)
+        if key not in self.greps:
+            if self.mirror is not None:
+                self.greps[key] = self.mirror._grep_run(args, pathspecs).splitlines()
+            else:
+                prefix = f"{self.base}:"
+                self.greps[key] = [r[len(prefix):] for r in
+                                   self._grep_run([*args, self.base], pathspecs).splitlines()]
+        rows = [r for r in self.greps[key] if path(r) not in changed]
+        mine = [f":(literal){f}" for f in sorted(changed) if pathspec_match(f, pathspecs)]
+        if mine:
+            rows += self._grep_run(args, tuple(mine)).splitlines()
+        by_file: dict[str, list[str]] = {}
+        for r in rows:
+            by_file.setdefault(path(r), []).append(r)
+        if checkout:
+            self.ensure(list(by_file))
+        return "".join(r + "\n" for f in sorted(by_file) for r in by_file[f])
+
+    def has_file(self, rel: str) -> bool:
+        return rel in self.tracked or super().has_file(rel)
+
+    def read_text(self, rel: str) -> str:
+        """A file not checked out is read where it is unchanged (the user's
+        checkout, else the base commit)."""
+        if rel in self.present or rel not in self.tracked:
+            return super().read_text(rel)
+        if self.mirror is not None:
+            return (self.mirror.path / rel).read_text(errors="replace")
+        p = runner.run(["git", "cat-file", "blob", f"{self.base}:{rel}"], cwd=self.path,
+                       text=False, check=False)
+        if p.returncode != 0:
+            raise OSError(f"{rel}: not in {self.base}")
+        return p.stdout.decode(errors="replace")
+
+    def ensure(self, files: list[str]) -> None:
+        todo = sorted({f for f in files if f in self.tracked and f not in self.present})
+        if not todo:
+            return
+        stdin = "".join(f + "\0" for f in todo)
+        self.run("update-index", "-z", "--no-skip-worktree", "--stdin", input=stdin)
+        self.run("checkout-index", "-f", "-u", "-z", "--stdin", input=stdin)
+        self.present.update(todo)
 
 
 def pathspec_match(path: str, pathspecs: tuple[str, ...]) -> bool:

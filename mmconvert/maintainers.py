@@ -14,10 +14,10 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from . import runner
 from .errors import ToolMissing
 from .gitrepo import GitTree
 
@@ -206,11 +206,10 @@ def recipients(root: Path, maint: Maintainers, patch: Path | None, files: list[s
     cmd = [perl, str(script), "--nogit", "--nogit-fallback", "--norolestats", "--nokeywords",
            "--no-tree" if not (Path(root) / "MAINTAINERS").is_file() else "--tree",
            *(["-f", *files] if patch is None else [str(patch)])]
-    log.debug("%s", " ".join(cmd))
     # get_maintainer.pl orders people who share a section by Perl hash order,
     # which is random per process: fix the seed so reruns write the same headers.
     env = {**os.environ, "PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"}
-    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False, env=env)
+    p = runner.run(cmd, cwd=root, env=env, check=False)
     if p.returncode != 0:
         log.info("get_maintainer.pl failed on %s (%s); reading MAINTAINERS directly",
                  patch.name if patch else " ".join(files), (p.stderr.strip().splitlines() or ["?"])[0])

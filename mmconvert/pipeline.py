@@ -1,7 +1,9 @@
-"""The stages in order, in one place: forwarders found and fixed, the
-handlers inventoried on the fixed tree, the convertible ones converted.
-`series` and `convert` both plan here, in a worktree of their own, so what
-`convert` writes into the user's tree is exactly what `series` commits."""
+"""The stages in order, in one place.  `survey` reads a tree as it is (the
+handlers inventoried, the forwarders found) for `scan` and `report`;
+`plan` goes on: forwarders found and fixed, the handlers inventoried on the
+fixed tree, the convertible ones converted.  `series` and `convert` both
+plan here, in a worktree of their own, so what `convert` writes into the
+user's tree is exactly what `series` commits."""
 
 from __future__ import annotations
 
@@ -15,12 +17,57 @@ from pathlib import Path
 from typing import Any
 
 from . import signals, spatch
-from .errors import MmconvertError, UsageError
+from .errors import MmconvertError, SpatchError, ToolMissing, UsageError
 from .gitrepo import GitTree
 from .model import ApiFacts, Change, ForwarderSite, Handler, Inventory, Klass, Plan, Site
+from .tree import open_tree, resolve
 
 # progress(label, done, total), as ui.progress draws it.
 Progress = Callable[[str, int, int], None]
+# guard(stage, call): (call(), "") or (None, why it failed), for a caller
+# that goes on without a stage that failed.
+Guard = Callable[[str, Callable[[], Any]], tuple[Any, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Survey:
+    """A tree read as it is, nothing planned.  `cache` is the spatch result
+    cache the survey used, for the stages that follow it."""
+
+    tree: GitTree
+    api: ApiFacts
+    cache: spatch.Cache
+    inventory: Inventory | None             # None: inventory_failed says why
+    forwarders: tuple[ForwarderSite, ...] | None   # None: forwarders_problem says why
+    inventory_failed: MmconvertError | None = None
+    forwarders_problem: str = ""
+
+
+def survey(tree: Path | str, api_name: str = "auto", *, jobs: int | None = None,
+           timeout: int = spatch.DEFAULT_TIMEOUT, progress: Progress | None = None,
+           guard: Guard | None = None) -> Survey:
+    """Open `tree`, resolve its API, inventory its handlers and find its
+    forwarders.  Without `guard` any failure is raised.  With it, the
+    forwarders are found through `guard`, and an inventory that spatch
+    could not run is returned as `inventory_failed` (every later stage needs
+    spatch too, so the forwarders are not looked for)."""
+    from . import forwarders, inventory
+
+    gt = open_tree(tree)
+    api = resolve(tree, api_name)
+    cache = spatch.Cache()
+    kw: dict[str, Any] = {"jobs": jobs, "timeout": timeout, "cache": cache,
+                          "progress": progress}
+    try:
+        inv = inventory.scan(gt, api, **kw)
+    except (ToolMissing, SpatchError) as e:
+        if guard is None:
+            raise
+        return Survey(gt, api, cache, None, None, inventory_failed=e)
+    if guard is None:
+        return Survey(gt, api, cache, inv, tuple(forwarders.find(gt, api, **kw)))
+    sites, problem = guard("forwarders", lambda: tuple(forwarders.find(gt, api, **kw)))
+    return Survey(gt, api, cache, inv, sites, forwarders_problem=problem)
 
 
 class ApplyError(MmconvertError):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(str(resources.files("mmconvert") / "templates"))
 
@@ -16,7 +18,11 @@ TEMPLATES = Path(str(resources.files("mmconvert") / "templates"))
 @functools.cache
 def jinja_env(directory: Path, keep_trailing_newline: bool = False) -> jinja2.Environment:
     """The one way templates are loaded: strict about undefined names, block
-    tags take their own line (the semantic patches in cocci/ use it too)."""
+    tags take their own line (the semantic patches in cocci/ use it too).
+    Jinja is imported here, not at the top: spatch needs this module, and
+    the CLI's options need spatch, before any command has run."""
+    import jinja2
+
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)),
                               undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=keep_trailing_newline,

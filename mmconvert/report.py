@@ -20,17 +20,17 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-import typer
 from markupsafe import Markup, escape
 
-from . import __version__, convert, forwarders, prose, spatch
-from .errors import MmconvertError, SpatchError, ToolMissing, UsageError
+from . import __version__, convert, forwarders, pipeline, prose, spatch
+from .errors import MmconvertError, SpatchError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, Section
 from .model import ApiFacts, Change, FileWarning, ForwarderSite, Handler, Inventory, Site
 from .pipeline import ApplyError
+from .runner import ToolFailed
 from .textout import CLASS_ORDER, subsystem_of
-from .ui import ApiOpt, JobsOpt, TimeoutOpt, check_output_file, progress, run
+from .ui import check_output_file, progress, run
 
 log = logging.getLogger("mmconvert")
 
@@ -220,7 +220,7 @@ def _guarded(stage: str, call):
     the rest of the report; a missing tool, a bad tree or Ctrl-C still stop it."""
     try:
         return call(), ""
-    except (SpatchError, ApplyError) as e:
+    except (SpatchError, ApplyError, ToolFailed) as e:
         log.warning("mmconvert: %s failed, the report goes without it: %s", stage,
                     str(e).splitlines()[0] if str(e) else type(e).__name__)
         return None, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
@@ -354,24 +354,22 @@ def compute(tree: Path | str, api_name: str = "auto", *, jobs=None,
     """Run the stages the report needs on the tree (read only) and build it.
     Each stage plans against the unmodified tree, so a conversion's diff is
     shown as if the forwarder fixes were not there (they touch other code)."""
-    from .inventory import scan
-    from .tree import open_tree, resolve
-
-    gt = open_tree(tree)
-    api = resolve(tree, api_name)
-    kw = {"jobs": jobs, "timeout": timeout, "cache": spatch.Cache(), "progress": progress}
-    try:
-        inv = scan(gt, api, **kw)
-    except (ToolMissing, SpatchError) as e:
+    s = pipeline.survey(tree, api_name, jobs=jobs, timeout=timeout, progress=progress,
+                        guard=_guarded)
+    gt, api = s.tree, s.api
+    if s.inventory is None:
         # Every later stage needs spatch too: the page says why it is empty.
-        log.warning("mmconvert: %s; the report is written without the spatch stages", e)
-        problem = f"failed: {e}"
+        log.warning("mmconvert: %s; the report is written without the spatch stages",
+                    s.inventory_failed)
+        problem = f"failed: {s.inventory_failed}"
         rep = build(gt, api, Inventory(str(gt.path), api, (), (), ()), forwarders_problem=problem,
                     fixes_problem=problem, diffs_problem=problem)
         return dataclasses.replace(rep, inventory_problem=problem)
+    inv = s.inventory
+    kw = {"jobs": jobs, "timeout": timeout, "cache": s.cache, "progress": progress}
     warnings: list[FileWarning] = []
 
-    fwd, fwd_problem = _guarded("forwarders", lambda: tuple(forwarders.find(gt, api, **kw)))
+    fwd, fwd_problem = s.forwarders, s.forwarders_problem
     fchanges, fixes_problem = None, "disabled" if not diffs else fwd_problem
     if fwd is not None and diffs:
         planned, fixes_problem = _guarded("forwarders",
@@ -472,20 +470,9 @@ def write_report(report: Report, html: Path | None, markdown: Path | None) -> li
 
 # -- the command ---------------------------------------------------------
 
-TreeArg = typer.Argument(..., help="kernel checkout (only read)")
-OutputOpt = typer.Option(None, "-o", "--output", metavar="FILE.html",
-                         help="write the HTML report here")
-MarkdownOpt = typer.Option(None, "--markdown", metavar="FILE.md",
-                           help="also (or only) write it as markdown")
-DiffsOpt = typer.Option(True, "--diffs/--no-diffs",
-                        help="compute the diff of every convertible handler")
-
-
-def report_command(tree: Path = TreeArg, output: Path | None = OutputOpt,
-                   markdown: Path | None = MarkdownOpt, api: str = ApiOpt,
-                   diffs: bool = DiffsOpt, jobs: int | None = JobsOpt,
-                   timeout: int = TimeoutOpt):
-    """Write the state of the conversion campaign as one HTML page (and markdown)."""
+def run_report(tree: Path, *, output: Path | None, markdown: Path | None, api: str,
+               diffs: bool, jobs: int | None, timeout: int) -> None:
+    """`mmconvert report`: compute the report and write the files asked for."""
     def go():
         if output is None and markdown is None:
             raise UsageError("say where to write the report: -o FILE.html and/or "

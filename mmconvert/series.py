@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
-
 from . import __version__, pipeline, prose, scratch
 from . import reroll as rr
 from .errors import MmconvertError, UsageError
@@ -38,7 +36,6 @@ from .maintainers import Maintainers, recipients, subject_prefix
 from .model import ApiFacts, Change, FileWarning, Handler
 from .seriescache import Entry, SeriesCache
 from .tree import ACTIONS_C, HEADERS
-from .ui import JobsOpt, TimeoutOpt
 
 log = logging.getLogger("mmconvert")
 
@@ -301,7 +298,7 @@ def commit_env(gt: GitTree, base: str, ident: tuple[str, str] | None) -> dict[st
 
 def commit(wt: GitTree, p: Patch, env: dict[str, str], signoff: bool,
            carried: tuple[str, ...] = ()) -> str:
-    """Commit what `_apply` put in the index: the changelog, then the
+    """Commit what pipeline.apply_changes() put in the index: the changelog, then the
     Signed-off-by of `--signoff`, then the trailers carried from version
     N-1 (written here, not by git, whose trailer settings vary by machine)."""
     args = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify",
@@ -725,33 +722,11 @@ def _replace_dir(new: Path, dest: Path) -> None:
 
 # -- command ----------------------------------------------------------------
 
-_Tree = typer.Argument(..., help="kernel checkout (left untouched)")
-_Out = typer.Option(..., "-o", "--output", help="directory for the patches")
-_Api = typer.Option("auto", "--api", help="API generation: auto, proto, prepare-6.16, prepare-7")
-_Base = typer.Option("HEAD", "--base", help="commit the series applies to")
-_Branch = typer.Option(None, "--branch", help="branch for the commits (default "
-                       "mmconvert/<generation>-<short base>[-vN])")
-_Signoff = typer.Option(False, "--signoff", help="add your own Signed-off-by")
-_Reroll = typer.Option(1, "-v", "--reroll-count", help="version N of the series")
-_Previous = typer.Option(None, "--previous", help="version N-1 of the series: its branch, "
-                         "tip or OLD_BASE..OLD_TIP (default: found from mmconvert's record)")
-_PreviousLink = typer.Option(None, "--previous-link", help="message-id or lore link of "
-                             "version N-1, for the cover letter's 'Link to'")
-_Only = typer.Option(None, "--only", help="only handlers defined under PATH (repeatable)")
-_Force = typer.Option(False, "--force", help="replace an existing branch or non-empty DIR")
-_Build = typer.Option(False, "--build", help="build every touched object after each patch "
-                      "(as verify --build does) and say so in the cover letter")
-_NoCache = typer.Option(False, "--no-cache", help="plan from scratch: no cached spatch results, "
-                        "no reuse of an identical earlier series")
-
-
-def series_command(tree: Path = _Tree, out: str = _Out, api: str = _Api, base: str = _Base,
-                   branch: str | None = _Branch, signoff: bool = _Signoff,
-                   reroll: int = _Reroll, only: list[str] | None = _Only,
-                   force: bool = _Force, jobs: int | None = JobsOpt, timeout: int = TimeoutOpt,
-                   no_cache: bool = _NoCache, build_check: bool = _Build,
-                   previous: str | None = _Previous, previous_link: str | None = _PreviousLink):
-    """Write the conversion as a git format-patch series, one patch per subsystem."""
+def run_series(tree: Path, *, out: str, api: str, base: str, branch: str | None, signoff: bool,
+               reroll: int, only: list[str] | None, force: bool, jobs: int | None,
+               timeout: int, no_cache: bool, build_check: bool, previous: str | None,
+               previous_link: str | None) -> None:
+    """`mmconvert series`: build the series, print its census and cover letter."""
     from .ui import progress, run
 
     res = run(lambda: build(tree, out, api=api, base=base, branch=branch, signoff=signoff,

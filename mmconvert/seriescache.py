@@ -19,11 +19,10 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import prose, spatch
+from . import prose, runner, spatch
 from .gitrepo import GitTree
 
 log = logging.getLogger("mmconvert")
@@ -46,7 +45,7 @@ def code_id() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _git_version() -> str:
-    return subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return runner.run(["git", "--version"], check=False).stdout.strip()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import prose, scratch
+from . import prose, runner, scratch
 from .errors import SpatchError, ToolMissing
 from .model import FileWarning
 
@@ -52,7 +52,7 @@ def spatch_program() -> str:
 
 @functools.cache
 def spatch_version(prog: str) -> str:
-    out = subprocess.run([prog, "--version"], capture_output=True, text=True).stdout
+    out = runner.run([prog, "--version"], check=False).stdout
     return out.splitlines()[0].strip() if out else "unknown"
 
 
@@ -68,8 +68,7 @@ def macro_hints(prog: str) -> tuple[str, str]:
     spatch does not say where its standard.h is, the hints go alone."""
     ours = (COCCI_DIR / "kernel-macros.h").read_text()
     try:
-        p = subprocess.run([prog, "--parse-c", os.devnull], capture_output=True, text=True,
-                           timeout=60)
+        p = runner.run([prog, "--parse-c", os.devnull], timeout=60, check=False)
         where = re.search(r"^init_defs_builtins: (.+)$", p.stdout + p.stderr, flags=re.MULTILINE)
         standard = Path(where.group(1).strip()).read_text(errors="replace") if where else None
     except (OSError, subprocess.TimeoutExpired):
@@ -182,7 +181,6 @@ _FILE_ERR = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), column')
 _BADCOUNT = re.compile(r"^badcount: (\d+)")
 # An OCaml exception spatch caught for one file: it gave up on all of it.
 _EXN = re.compile(r"^EXN: (?P<exn>.+?) in (?P<path>\S.*)$")
-_TIMEOUT = re.compile(r"(?i)timeout.*?(?:on|for|in)?\s*(?:file\s*)?(?P<path>\S+\.[ch])\b")
 
 
 def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | None = None,
@@ -244,7 +242,7 @@ def run(root: Path, cocci: str, files: list[str], *, blob_ids: dict[str, str] | 
                macro_option, str(hints)]
         if not patch:
             cmd += ["-D", "report"]
-        log.debug("%s: %s (%d files)", label, " ".join(cmd), len(todo))
+        runner.log_command(cmd, f"{label}: {' '.join(cmd)} ({len(todo)} files)")
         # A rule that asks which file it converts (cocci.files()) learns the
         # real name of an aliased one from here.
         aliases = {alias[f]: f for f in todo if alias[f] != f}
@@ -322,9 +320,8 @@ def _cannot_start(prog: str) -> str | None:
     with scratch.directory(scratch.PREFIX + "probe-") as tmp:
         (tmp / "rule.cocci").write_text(_PROBE_RULE)
         (tmp / "src").mkdir()
-        p = subprocess.run([prog, "--cocci-file", str(tmp / "rule.cocci"), "--very-quiet",
-                            "--dir", str(tmp / "src")], cwd=tmp, capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL)
+        p = runner.run([prog, "--cocci-file", str(tmp / "rule.cocci"), "--very-quiet",
+                        "--dir", str(tmp / "src")], cwd=tmp, no_stdin=True, check=False)
     return None if p.returncode == 0 else _first_error(p.stderr)
 
 

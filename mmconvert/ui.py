@@ -14,6 +14,7 @@ from . import signals, spatch
 from .errors import MmconvertError, UsageError
 from .tree import API_CHOICES
 
+TreeArg = typer.Argument(..., help="kernel checkout")
 ApiOpt = typer.Option("auto", "--api", help=f"API generation: {', '.join(API_CHOICES)}")
 JobsOpt = typer.Option(None, "--jobs", "-j", min=1, help="spatch jobs (default: number of cores)")
 TimeoutOpt = typer.Option(spatch.DEFAULT_TIMEOUT, "--timeout", min=1,

@@ -15,17 +15,16 @@ import email.policy
 import json
 import logging
 import re
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from . import build as buildmod
+from . import runner
 from .errors import ToolMissing, TreeError, UsageError
 from .gitrepo import GitTree
 from .model import to_json
@@ -241,10 +240,8 @@ def run_checkpatch(tree: Path, patch: Path) -> tuple[list[str], list[str]]:
     """(errors, warnings) of the tree's own scripts/checkpatch.pl."""
     script = tree / "scripts" / "checkpatch.pl"
     cmd = ["perl", str(script), "--terse", "--no-summary", "--showfile", str(patch.resolve())]
-    log.debug("%s", " ".join(cmd))
     try:
-        p = subprocess.run(cmd, cwd=tree, check=False, capture_output=True, text=True,
-                           errors="replace", stdin=subprocess.DEVNULL)
+        p = runner.run(cmd, cwd=tree, errors="replace", no_stdin=True, check=False)
     except FileNotFoundError:
         raise ToolMissing("perl is not installed (checkpatch.pl needs it)") from None
     if p.returncode not in (0, 1):
@@ -474,25 +471,10 @@ def junit_xml(rep: Report) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-SeriesArg = typer.Argument(..., help="directory of git format-patch files")
-TreeOpt = typer.Option(..., "--tree", help="git checkout of the tree the series is for")
-BaseOpt = typer.Option(None, "--base", help="base REF (default: the cover letter's base-commit)")
-CheckpatchOpt = typer.Option(False, "--checkpatch",
-                             help="run the tree's scripts/checkpatch.pl on each patch")
-BuildOpt = typer.Option(False, "--build",
-                        help="build the objects each patch touches (allmodconfig on x86, "
-                        "else on an architecture that builds them)")
-JsonOpt = typer.Option(None, "--json", help="write the results as JSON to FILE")
-JunitOpt = typer.Option(None, "--junit", help="write JUnit XML for CI to FILE")
-MakeJobsOpt = typer.Option(None, "--jobs", "-j", help="make jobs (default: number of cores)")
-
-
-def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | None = BaseOpt,
-                   checkpatch: bool = CheckpatchOpt, build: bool = BuildOpt,
-                   json_file: Path | None = JsonOpt, junit_file: Path | None = JunitOpt,
-                   jobs: int | None = MakeJobsOpt):
-    """Check that a patch series applies, is well formed, passes checkpatch and
-    builds at every step.  Exit 0: all passed, 1: something failed, 2: usage."""
+def run_verify(series: Path, *, tree: Path, base: str | None, checkpatch: bool, build: bool,
+               json_file: Path | None, junit_file: Path | None, jobs: int | None) -> bool:
+    """`mmconvert verify`: check the series, write the results asked for and
+    print the summary; True if everything passed."""
     from .ui import check_output_file, run
 
     def go():
@@ -511,5 +493,5 @@ def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | N
 
     rep = run(go)
     print(summary_text(rep), end="")
-    raise typer.Exit(0 if rep.passed else 1)
+    return rep.passed
 

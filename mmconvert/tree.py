@@ -124,7 +124,11 @@ def detect(tree: Path | str) -> ApiFacts:
         "has_can_mmap_file": _declares(alltext, "can_mmap_file"),
     }
     if not hook:
-        return ApiFacts(generation="none", source="tree", **common)
+        # The library helpers a named generation would call, if this tree
+        # has them already.
+        library = tuple(n for gen in NAMED.values() for n in gen.library_helpers
+                        if _declares(alltext, n))
+        return ApiFacts(generation="none", source="tree", library_helpers=library, **common)
     hook_name, desc_tag = hook.groups()
     body = _struct_body(alltext, desc_tag)
     if body is None:
@@ -194,9 +198,13 @@ def resolve(tree: Path | str, api: str = "auto", name: Path | str | None = None)
     if found.generation == "none":
         named = NAMED[api]
         # What forwarding the tree offers is a fact of the tree, not of the name.
+        # Nor which library helpers it has: one it lacks gets a twin
+        # rather than a call to a function the tree does not define.
         return replace(named, has_vfs_mmap=found.has_vfs_mmap,
                        has_call_mmap=found.has_call_mmap or named.has_call_mmap,
-                       has_can_mmap_file=found.has_can_mmap_file)
+                       has_can_mmap_file=found.has_can_mmap_file,
+                       library_helpers=tuple(n for n in named.library_helpers
+                                             if n in found.library_helpers))
     if found.generation != api:
         raise UsageError(f"{shown}: the tree declares {found.generation}, not {api} "
                          f"(use --api auto or --api {found.generation})")

@@ -231,6 +231,16 @@ def test_prepare7_text_for_a_tree_without_that_api(sample_tree):
     assert "\tmmap_action_remap_full(desc, pfn);\n\treturn 0;\n}" in remap
     err = function(read(sample_tree, "drivers/char/remaperr.c"), "remaperr_mmap_prepare")
     assert "desc->action.error_override = -EAGAIN;" in err
+    # Never a call to a function the tree does not have: the generic
+    # helpers prepare-7 names get twins, as under proto.
+    filemap = read(sample_tree, "mm/filemap.c")
+    assert "int generic_file_mmap_prepare(struct vm_area_desc *desc)\n{\n" \
+        "\tfile_accessed(desc->file);\n\tdesc->vm_ops = &generic_file_vm_ops;\n" in filemap
+    assert "int generic_file_readonly_mmap_prepare(struct vm_area_desc *desc)" in filemap
+    assert "int generic_file_mmap(struct file *file, struct vm_area_struct *vma)" in filemap
+    assert "int generic_file_mmap_prepare(struct vm_area_desc *desc);" in \
+        read(sample_tree, "include/linux/fs.h")
+    assert "return generic_file_mmap_prepare(desc);" in read(sample_tree, "fs/samplefs/file.c")
 
 
 # -- real trees, proven by the compiler ------------------------------------
@@ -337,7 +347,7 @@ def test_debian_6_12_proto_conversion_compiles(kernel_tree):
         assert re.search(rf"\bint {twin}\(struct vma_proto \*desc\);", fs_h), twin
     assert "int generic_file_mmap(struct file *file, struct vm_area_struct *vma)" in filemap
     # Every handler scan calls convertible converts (orangefs's vm_flags_mod() too).
-    assert dict(left) == {"needs-vma": 86, "forwarder": 4}
+    assert dict(left) == {"needs-vma": 66, "dispatcher": 20, "forwarder": 4}
     assert "orangefs_file_mmap" in {d["handler"] for d in conv}
     # Three forwarders bail out, four "can be mapped" checks accept either hook.
     assert forwarders == ["drivers/gpu/drm/drm_prime.c",

@@ -16,7 +16,6 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import unidiff
 
@@ -25,7 +24,19 @@ from .classify import MAPPING_CALLS, Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate
-from .model import ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass, Reference, to_json
+from .model import (
+    ApiFacts,
+    Change,
+    Definition,
+    FileWarning,
+    Handler,
+    HandlerChange,
+    Inventory,
+    Klass,
+    LibraryTwin,
+    Reference,
+    to_json,
+)
 from .ui import progress, run
 
 LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
@@ -531,7 +542,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     remove: list[str] = []
     file_users: list[str] = []
     lib_needed: set[str] = set()
-    details: dict[str, dict[str, Any]] = {}
+    details: dict[str, HandlerChange | LibraryTwin] = {}
     touched: dict[str, set[str]] = {}      # unit -> files
     texts: dict[str, str] = {}
 
@@ -545,12 +556,9 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
         notes = " ".join(h.notes)
         new = h.name + suffix
         fops_files = {e.file for e in h.fops}
-        d = {"handler": h.name, "new_name": new, "file": h.subsystem_file,
-             "line": h.definitions[0].line if h.definitions else h.fops[0].line,
-             "klass": h.klass.value, "action": None, "mapping_call": None,
-             "error_override": None, "twin": False, "helper": None,
-             "replaced_by_helper": False, "flags": False,
-             "fops": sorted(f"{e.file}:{e.fops}" for e in h.fops)}
+        d = HandlerChange(h.name, new, h.subsystem_file,
+                          h.definitions[0].line if h.definitions else h.fops[0].line, h.klass,
+                          fops=tuple(sorted(f"{e.file}:{e.fops}" for e in h.fops)))
         if h.name in LIB_HELPERS:
             # Never renamed: each fops that names it switches to the twin or
             # the tree's own helper, in its own subsystem.
@@ -560,11 +568,10 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             for f in sorted(fops_files):
                 unit = f"{h.name}@{f}"
                 touched[unit] = {f}
-                details[unit] = dict(d, handler=h.name, new_name=h.name + suffix, file=f,
-                                     klass="library", helper=h.name + suffix,
-                                     replaced_by_helper=True,
-                                     fops=sorted(f"{e.file}:{e.fops}" for e in h.fops
-                                                 if e.file == f))
+                details[unit] = dataclasses.replace(
+                    d, new_name=h.name + suffix, file=f, klass=Klass.LIBRARY,
+                    helper=h.name + suffix, replaced_by_helper=True,
+                    fops=tuple(sorted(f"{e.file}:{e.fops}" for e in h.fops if e.file == f)))
             continue
         if "only wraps a library helper" in notes and h.linkage == "static" \
                 and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
@@ -573,7 +580,8 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             fops_names.append(h.name)
             remove.append(h.name)
             lib_needed.add(lib)
-            d.update(replaced_by_helper=True, helper=lib + suffix, new_name=lib + suffix)
+            d = dataclasses.replace(d, replaced_by_helper=True, helper=lib + suffix,
+                                    new_name=lib + suffix)
         else:
             twin = "needs a twin" in notes
             target = h.name + TWIN if twin else h.name
@@ -584,7 +592,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             fops_names.append(h.name)
             if twin:
                 twins[h.name] = list(h.definitions)
-                d["twin"] = True
+                d = dataclasses.replace(d, twin=True)
             for dd in h.definitions:
                 lines = text(dd.file).splitlines()
                 open_line, end = function_span(lines, dd.line)
@@ -595,20 +603,20 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                 for i, name in body.calls():
                     if name in LIB_HELPERS:
                         lib_needed.add(name)
-                        d["helper"] = name + suffix
+                        d = dataclasses.replace(d, helper=name + suffix)
                     if name in MAPPING_CALLS:
-                        d["mapping_call"] = name
                         act = MAPPING_CALLS[name]
                         full = ("vm_start" in body.text(i, body.match_paren(i + 1))
                                 and "vm_end - " in body.text(i, body.match_paren(i + 1))
                                 and name != "vm_iomap_memory")
-                        d["action"] = act + ("_full" if full else "")
+                        d = dataclasses.replace(d, mapping_call=name,
+                                                action=act + ("_full" if full else ""))
                         if h.klass == Klass.ACTION and "if" in h.notes:
-                            d["error_override"] = body.error_code(i)
+                            d = dataclasses.replace(d, error_override=body.error_code(i))
                     if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
-                        d["flags"] = True
+                        d = dataclasses.replace(d, flags=True)
                 if any(u.kind == "field" and u.name == "vm_flags" for u in body.uses):
-                    d["flags"] = True
+                    d = dataclasses.replace(d, flags=True)
         touched[h.key] = {dd.file for dd in h.definitions} | fops_files | {
             r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
                                                        "define", "comment")}
@@ -633,8 +641,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             unit = f"library:{n}"
             touched[unit] = {dd.file for dd in lib_defs[n]} | {
                 r.file for r in lib_refs if r.text == n}
-            details[unit] = {"helper": n + suffix, "original": n,
-                             "file": lib_defs[n][0].file}
+            details[unit] = LibraryTwin(n + suffix, n, lib_defs[n][0].file)
 
     # Twins are written into the text spatch sees.
     overrides: dict[str, str] = {}
@@ -655,11 +662,9 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     scope: dict[str, set[str]] = collections.defaultdict(set)
     for unit, fs in touched.items():
         info = details[unit]
-        for role in ("handler", "original"):
-            named = info.get(role)
-            if named:
-                scope[named] |= fs
-                scope[named + TWIN] |= fs
+        named = info.original if isinstance(info, LibraryTwin) else info.handler
+        scope[named] |= fs
+        scope[named + TWIN] |= fs
     ctx = {"api": api, "renames": renames, "defs": defs, "prototypes": prototypes,
            "scope": {k: sorted(v) for k, v in sorted(scope.items())},
            "fops_names": fops_names, "remove": remove, "file_users": file_users,
@@ -699,7 +704,7 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
             if missing:
                 new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
         for h in selected:
-            if h.name in LIB_HELPERS or h.name in remove or details[h.key]["twin"]:
+            if h.name in LIB_HELPERS or h.name in remove or _handler_change(details, h.key).twin:
                 continue
             for r in h.references:
                 if r.file != f:
@@ -722,11 +727,13 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                 continue
             acts = re.findall(r"\b(mmap_action_\w+)\(", done)
             if acts:
-                details[h.key]["action"] = acts[-1]
+                details[h.key] = dataclasses.replace(_handler_change(details, h.key),
+                                                     action=acts[-1])
             old = _function_text(text(dd.file), h.name) or ""
             pp = api.fields.get("page_prot", "page_prot")
             if re.search(rf"desc->{pp} = ", done) and not re.search(r"->vm_page_prot = ", old):
-                details[h.key]["page_prot_from_local"] = True
+                details[h.key] = dataclasses.replace(_handler_change(details, h.key),
+                                                     page_prot_from_local=True)
 
     failed: dict[str, str] = {}
     for h in selected:
@@ -782,17 +789,25 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
                       else text(f) for f in files}
     for key in sorted(groups, key=lambda k: sorted(touched[k])[0]):
         units = sorted(groups[key])
-        names = [details[u]["handler"] for u in units]
+        convs = [_handler_change(details, u) for u in units]
+        names = [c.handler for c in convs]
         unit_files = sorted(set().union(*(touched[u] for u in units)))
         diff = "".join(make_diff(f, base_after_lib[f], new_texts[f]) for f in unit_files)
         if not diff:
             continue
         changes.append(Change("conversion", _prose("title-conversion.j2", handlers=names,
-                                                    details=[details[u] for u in units], api=api),
-                              tuple(names), tuple(unit_files), diff,
-                              tuple(details[u] for u in units)))
+                                                    details=convs, api=api),
+                              tuple(names), tuple(unit_files), diff, tuple(convs)))
     return {"changes": changes, "warnings": warnings, "failed": failed,
             "cocci": [("convert", rule)]}
+
+
+def _handler_change(details: dict[str, HandlerChange | LibraryTwin], key: str) -> HandlerChange:
+    """The record of a handler unit (library units have a LibraryTwin)."""
+    d = details[key]
+    if not isinstance(d, HandlerChange):
+        raise TypeError(f"internal error: {key} is not a handler unit")
+    return d
 
 
 def _function_text(text: str, name: str) -> str | None:
@@ -869,7 +884,8 @@ def run_convert(tree: Path, *, api: str, only: list[str] | None, jobs: int | Non
 
 
 def convert_text(api, fchanges, changes, skipped, warnings) -> str:
-    conv = [d for c in changes if c.stage == "conversion" for d in c.details]
+    conv = [d for c in changes if c.stage == "conversion" for d in c.details
+            if isinstance(d, HandlerChange)]
     out = [f"{api.generation}: {len(conv)} handlers converted in "
            f"{sum(len(c.files) for c in changes if c.stage == 'conversion')} files, "
            f"{len(fchanges)} forwarder files changed, "
@@ -878,9 +894,9 @@ def convert_text(api, fchanges, changes, skipped, warnings) -> str:
     for c in changes:
         if c.stage == "library":
             out.append(f"  added    {', '.join(c.handlers)}() in {', '.join(c.files)}")
-    for d in sorted(conv, key=lambda d: (d["file"], d["handler"])):
-        how = d["action"] or ("fops now name " + d["helper"] if d["replaced_by_helper"] else "")
-        out.append(f"  {'converted':8} {d['handler']} -> {d['new_name']}  {d['file']}:{d['line']}"
+    for d in sorted(conv, key=lambda d: (d.file, d.handler)):
+        how = d.action or (f"fops now name {d.helper}" if d.replaced_by_helper else "")
+        out.append(f"  {'converted':8} {d.handler} -> {d.new_name}  {d.file}:{d.line}"
                    + (f"  ({how})" if how else ""))
     for h in sorted(skipped, key=lambda h: (h.klass.value, h.reason.file)):
         why = "; ".join(h.notes)

@@ -22,7 +22,7 @@ from typing import Any
 import unidiff
 
 from . import prose, spatch
-from .classify import MAPPING_CALLS, Body, function_span, strip_comments
+from .classify import Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate
@@ -40,8 +40,9 @@ from .model import (
     to_json,
 )
 from .ui import progress, run
+from .vmafacts import DESC_ROLES, LIBRARY_CALLS, MAPPING_CALLS, VMA_BIT_CALLS
 
-LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
+LIB_HELPERS = LIBRARY_CALLS
 TWIN = "__mmconvert_twin"
 
 
@@ -756,7 +757,8 @@ def _rule_context(api: ApiFacts, units: _Units) -> dict[str, Any]:
             "file_users": units.file_users,
             "library": {k: v for k, v in lib_map.items()
                         if v in api.library_helpers or k in units.missing},
-            "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions]}
+            "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions],
+            "desc_roles": DESC_ROLES, "vma_bit_calls": VMA_BIT_CALLS}
 
 
 def _parse_warnings(selected: list[Handler], bad_regions: dict[str, list[tuple[int, int]]]

@@ -36,7 +36,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -342,21 +342,29 @@ def evict_builds(keep: int, current: Path, arch: str = ARCH) -> list[Path]:
     return removed
 
 
-class KbuildBuilder(Builder):
-    """allmodconfig of one architecture in a cached O= directory (see the
-    module docstring)."""
+def _drop_bad_cmd(objdir: Path, out: str) -> bool:
+    """A .cmd file left half-written (a killed run) stops every make in
+    its directory: drop it and its object so they are built again."""
+    bad = set(_BAD_CMD.findall(out))
+    for f in bad:
+        cmd = objdir / f
+        (cmd.parent / cmd.name[1:].removesuffix(".cmd")).unlink(missing_ok=True)
+        cmd.unlink(missing_ok=True)
+    return bool(bad)
 
-    kind = "kbuild"
 
-    def __init__(self, wt: GitTree, base: str, jobs: int | None = None, arch: str = ARCH):
-        super().__init__(wt, jobs)
-        self.arch = arch
-        self.base = base
+class BuildCache:
+    """The cached O= directory of one base commit and architecture, and the
+    source tree of its own beside it: prepared once, kept equal to the
+    worktree by `sync`, put back to the base by the next session (see the
+    module docstring).  `make` runs make with the builder's arguments."""
+
+    def __init__(self, wt: GitTree, base: str, arch: str,
+                 make: Callable[..., tuple[int, str]], jobs: int):
+        self.wt, self.base, self.arch, self._make, self.jobs = wt, base, arch, make, jobs
         self.key = f"{base[:12]}-{_tag(arch)}-{CONFIG}"
         self.dir = cache_root() / self.key
         self.lockfile = cache_root() / f"{self.key}.lock"
-        self._dirs: dict[str, tuple[set[str], set[str]] | None] = {}
-        self._racy: set[str] = set()
 
     @property
     def src(self) -> Path:
@@ -366,24 +374,137 @@ class KbuildBuilder(Builder):
     def objdir(self) -> Path:
         return self.dir / "o"
 
-    def make_args(self) -> list[str]:
-        cross = ARCHES[self.arch][0]
-        return ["make", "-C", str(self.src), f"O={self.objdir}", f"ARCH={self.arch}",
-                *([f"CROSS_COMPILE={cross}"] if cross else [])]
+    @property
+    def _manifest(self) -> Path:
+        return self.dir / "changed-paths"
+
+    @property
+    def _stamp(self) -> Path:
+        return self.dir / "prepared"
+
+    @contextlib.contextmanager
+    def session(self, changed: Sequence[str] = ()) -> Iterator[str]:
+        """Hold the cache for this run: prepare it once, restore what an
+        earlier run changed, and release it on every exit path; yields what
+        the report says of the setup.  `changed`: paths the worktree already
+        differs from the base in (a builder made after some patches were
+        applied); they are put to the base too."""
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with open(self.lockfile, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self._stamp.is_file():
+                    note = f"reused {self.objdir} ({self.arch}, prepared earlier)"
+                    self._stamp.touch()
+                    self._restore(changed)
+                else:
+                    note = self._prepare(changed)
+                    evict_builds(keep=KEEP_BUILDS, current=self.dir, arch=self.arch)
+                yield note
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _prepare(self, changed: Sequence[str] = ()) -> str:
+        start = time.monotonic()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)  # an interrupted first run
+        self.dir.mkdir(parents=True)
+        self._populate()
+        # Prepared at the base, whatever the worktree holds by now.
+        self.put_base(list(changed))
+        for args in ([CONFIG], [f"-j{self.jobs}", "prepare"]):
+            status, out = self._make(*args)
+            if status != 0:
+                raise BuildSetupError(f"make {' '.join(args)} failed in {self.objdir}: "
+                                      f"{_first_error(out, f'{self.src}/')}")
+        secs = time.monotonic() - start
+        self._stamp.write_text(f"{secs:.0f}\n")
+        return f"prepared {self.objdir} ({self.arch} {CONFIG} + prepare: {secs:.0f} s)"
+
+    def _populate(self) -> None:
+        """The build's own source tree: hard links to the worktree at the base
+        (a copy where links cannot be made)."""
+        tmp = self.dir / "src.tmp"
+        p = runner.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False)
+        if p.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            p = runner.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False)
+            if p.returncode != 0:
+                raise BuildSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
+        (tmp / ".git").unlink(missing_ok=True)
+        tmp.rename(self.src)
+
+    def _restore(self, changed: Sequence[str] = ()) -> None:
+        """Put paths an earlier run changed back to the base, from the base
+        commit itself (the worktree may hold patches by now); the manifest
+        goes only once they are."""
+        if self._manifest.is_file():
+            paths = sorted(set(self._manifest.read_text().split("\n")) - {""} | set(changed))
+            self.put_base(paths)
+            self._manifest.unlink()
+        elif changed:
+            self.put_base(list(changed))
+
+    def sync(self, paths: list[str]) -> None:
+        """The sources for `paths` as the worktree has them, listed in the
+        manifest first so that an interrupted run is undone."""
+        with open(self._manifest, "a") as m:
+            m.write("".join(f"{p}\n" for p in paths))
+            m.flush()
+            os.fsync(m.fileno())
+        self._copy(paths)
+
+    def put_base(self, paths: list[str]) -> None:
+        """The build's sources for `paths` as they are at the base (they are
+        in the manifest already: `sync` put them there)."""
+        for p in paths:
+            dst = self.src / p
+            status, text = _git_blob(self.wt, self.base, p)
+            if status:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
+                tmp.write_bytes(text)
+                os.replace(tmp, dst)
+            elif dst.is_file() or dst.is_symlink():
+                dst.unlink()
+
+    def _copy(self, paths: list[str]) -> None:
+        for p in paths:
+            src, dst = self.wt.path / p, self.src / p
+            if src.is_file():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
+                shutil.copy2(src, tmp)
+                os.utime(tmp)  # newer than every object built from the old text
+                os.replace(tmp, dst)
+            elif dst.is_file() or dst.is_symlink():
+                dst.unlink()
+
+
+class KbuildConfig:
+    """Which objects one architecture's allmodconfig builds, as Kbuild's
+    own Makefiles say in a prepared build directory, and which directories
+    Kbuild enters twice (no parallel make there)."""
+
+    def __init__(self, cache: BuildCache):
+        self.cache = cache
+        self.arch = cache.arch
+        self._dirs: dict[str, tuple[set[str], set[str]] | None] = {}
+        self._racy: set[str] = set()
 
     def _dir_lists(self, d: str) -> tuple[set[str], set[str]] | None:
         """(objects, subdirectories) Kbuild builds in directory `d` under the
         config: Makefile.build's own real-obj-y/m and subdir-ym, printed."""
         if d in self._dirs:
             return self._dirs[d]
-        src = str(self.src)
-        cmd = ["make", "-s", "-C", str(self.objdir), "-f", f"{src}/scripts/Makefile.build",
+        src = str(self.cache.src)
+        cmd = ["make", "-s", "-C", str(self.cache.objdir), "-f", f"{src}/scripts/Makefile.build",
                f"obj={d}", f"srctree={src}", f"srcroot={src}", "objtree=.",
                f"ARCH={self.arch}", f"SRCARCH={self.arch}", f"BITS={self._bits()}",
                "--eval", ("mmconvert-print: ; @echo 'Y: $(real-obj-y) $(real-obj-m)'; "
                           "echo 'S: $(subdir-ym)'"), "mmconvert-print"]
         p = runner.run(cmd, errors="replace", no_stdin=True, env=_make_env(), check=False)
-        if p.returncode != 0 and self._drop_bad_cmd(p.stderr):
+        if p.returncode != 0 and _drop_bad_cmd(self.cache.objdir, p.stderr):
             p = runner.run(cmd, errors="replace", no_stdin=True, env=_make_env(), check=False)
         if p.returncode != 0:
             # Cannot tell: say nothing rather than call an object unbuilt.
@@ -404,12 +525,13 @@ class KbuildBuilder(Builder):
         """arch/*/Makefile's BITS, which Makefiles use in object names
         (setup_$(BITS).o) and Makefile.build alone does not define."""
         try:
-            config = (self.objdir / ".config").read_text()
+            config = (self.cache.objdir / ".config").read_text()
         except OSError:
             return 64
         return 64 if re.search(r"^CONFIG_64BIT=y$", config, re.MULTILINE) else 32
 
     def unselected(self, obj: str) -> str | None:
+        """Why the config does not build `obj`, or None."""
         parts = PurePosixPath(obj).parts
         if parts[0] in NOT_KERNEL_TOP:
             return f"{parts[0]}/ is not built by Kbuild's kernel build"
@@ -446,129 +568,63 @@ class KbuildBuilder(Builder):
             d = p
         return None
 
+    def racy(self, objs: list[str]) -> bool:
+        """Whether one of `objs` lies in a directory Kbuild enters twice
+        (known once `unselected` has walked up from it)."""
+        return any(str(PurePosixPath(o).parent) in self._racy for o in objs)
+
+
+class KbuildBuilder(Builder):
+    """allmodconfig of one architecture in a cached O= directory (see the
+    module docstring): the directory is a BuildCache, what it builds a
+    KbuildConfig; this class runs make there."""
+
+    kind = "kbuild"
+
+    def __init__(self, wt: GitTree, base: str, jobs: int | None = None, arch: str = ARCH):
+        super().__init__(wt, jobs)
+        self.arch = arch
+        self.base = base
+        self.cache = BuildCache(wt, base, arch, self._make, self.jobs)
+        self.config = KbuildConfig(self.cache)
+
+    @property
+    def src(self) -> Path:
+        return self.cache.src
+
+    @property
+    def objdir(self) -> Path:
+        return self.cache.objdir
+
+    def make_args(self) -> list[str]:
+        cross = ARCHES[self.arch][0]
+        return ["make", "-C", str(self.src), f"O={self.objdir}", f"ARCH={self.arch}",
+                *([f"CROSS_COMPILE={cross}"] if cross else [])]
+
+    def unselected(self, obj: str) -> str | None:
+        return self.config.unselected(obj)
+
     def jobs_for(self, objs: list[str]) -> int:
-        racy = any(str(PurePosixPath(o).parent) in self._racy for o in objs)
-        return 1 if racy else self.jobs
+        return 1 if self.config.racy(objs) else self.jobs
 
     def _make_objects(self, objs: list[str]) -> tuple[int, str]:
         status, out = super()._make_objects(objs)
-        if status != 0 and self._drop_bad_cmd(out):
+        if status != 0 and _drop_bad_cmd(self.objdir, out):
             status, out = super()._make_objects(objs)
         return status, out
 
-    def _drop_bad_cmd(self, out: str) -> bool:
-        """A .cmd file left half-written (a killed run) stops every make in
-        its directory: drop it and its object so they are built again."""
-        bad = set(_BAD_CMD.findall(out))
-        for f in bad:
-            cmd = self.objdir / f
-            (cmd.parent / cmd.name[1:].removesuffix(".cmd")).unlink(missing_ok=True)
-            cmd.unlink(missing_ok=True)
-        return bool(bad)
-
-    @property
-    def _manifest(self) -> Path:
-        return self.dir / "changed-paths"
-
-    @property
-    def _stamp(self) -> Path:
-        return self.dir / "prepared"
-
     @contextlib.contextmanager
-    def session(self, changed: Sequence[str] = ()):
-        """Hold the cache for this run: prepare it once, restore what an
-        earlier run changed, and release it on every exit path.  `changed`:
-        paths the worktree already differs from the base in (a builder made
-        after some patches were applied); they are put to the base too."""
-        cache_root().mkdir(parents=True, exist_ok=True)
-        with open(self.lockfile, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if self._stamp.is_file():
-                    self.setup_note = f"reused {self.objdir} ({self.arch}, prepared earlier)"
-                    self._stamp.touch()
-                    self._restore(changed)
-                else:
-                    self._prepare(changed)
-                    evict_builds(keep=KEEP_BUILDS, current=self.dir, arch=self.arch)
-                yield self
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _prepare(self, changed: Sequence[str] = ()) -> None:
-        start = time.monotonic()
-        if self.dir.exists():
-            shutil.rmtree(self.dir)  # an interrupted first run
-        self.dir.mkdir(parents=True)
-        self._populate()
-        # Prepared at the base, whatever the worktree holds by now.
-        self.put_base(list(changed))
-        for args in ([CONFIG], [f"-j{self.jobs}", "prepare"]):
-            status, out = self._make(*args)
-            if status != 0:
-                raise BuildSetupError(f"make {' '.join(args)} failed in {self.objdir}: "
-                                      f"{_first_error(out, f'{self.src}/')}")
-        secs = time.monotonic() - start
-        self._stamp.write_text(f"{secs:.0f}\n")
-        self.setup_note = (f"prepared {self.objdir} ({self.arch} {CONFIG} + prepare: "
-                           f"{secs:.0f} s)")
-
-    def _populate(self) -> None:
-        """The build's own source tree: hard links to the worktree at the base
-        (a copy where links cannot be made)."""
-        tmp = self.dir / "src.tmp"
-        p = runner.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False)
-        if p.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            p = runner.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False)
-            if p.returncode != 0:
-                raise BuildSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
-        (tmp / ".git").unlink(missing_ok=True)
-        tmp.rename(self.src)
-
-    def _restore(self, changed: Sequence[str] = ()) -> None:
-        """Put paths an earlier run changed back to the base, from the base
-        commit itself (the worktree may hold patches by now); the manifest
-        goes only once they are."""
-        if self._manifest.is_file():
-            paths = sorted(set(self._manifest.read_text().split("\n")) - {""} | set(changed))
-            self.put_base(paths)
-            self._manifest.unlink()
-        elif changed:
-            self.put_base(list(changed))
+    def session(self, changed: Sequence[str] = ()) -> Iterator[KbuildBuilder]:
+        """The builder, with its cache held for this run (BuildCache.session)."""
+        with self.cache.session(changed) as note:
+            self.setup_note = note
+            yield self
 
     def sync(self, paths: list[str]) -> None:
-        with open(self._manifest, "a") as m:
-            m.write("".join(f"{p}\n" for p in paths))
-            m.flush()
-            os.fsync(m.fileno())
-        self._copy(paths)
+        self.cache.sync(paths)
 
     def put_base(self, paths: list[str]) -> None:
-        """The build's sources for `paths` as they are at the base (they are
-        in the manifest already: `sync` put them there)."""
-        for p in paths:
-            dst = self.src / p
-            status, text = _git_blob(self.wt, self.base, p)
-            if status:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
-                tmp.write_bytes(text)
-                os.replace(tmp, dst)
-            elif dst.is_file() or dst.is_symlink():
-                dst.unlink()
-
-    def _copy(self, paths: list[str]) -> None:
-        for p in paths:
-            src, dst = self.wt.path / p, self.src / p
-            if src.is_file():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
-                shutil.copy2(src, tmp)
-                os.utime(tmp)  # newer than every object built from the old text
-                os.replace(tmp, dst)
-            elif dst.is_file() or dst.is_symlink():
-                dst.unlink()
+        self.cache.put_base(paths)
 
 
 def _git_blob(wt: GitTree, rev: str, path: str) -> tuple[bool, bytes]:

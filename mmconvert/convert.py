@@ -15,20 +15,34 @@ import dataclasses
 import difflib
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import unidiff
 
 from . import prose, spatch
-from .classify import MAPPING_CALLS, Body, function_span, strip_comments
+from .classify import Body, function_span, strip_comments
 from .errors import SpatchError, TreeError
 from .gitrepo import GitTree
 from .inventory import locate
-from .model import ApiFacts, Change, Definition, FileWarning, Handler, Inventory, Klass, Reference, to_json
+from .model import (
+    ApiFacts,
+    Change,
+    Definition,
+    FileWarning,
+    Handler,
+    HandlerChange,
+    Inventory,
+    Klass,
+    LibraryTwin,
+    Reference,
+    to_json,
+)
 from .ui import progress, run
+from .vmafacts import DESC_ROLES, LIBRARY_CALLS, MAPPING_CALLS, VMA_BIT_CALLS
 
-LIB_HELPERS = ("generic_file_mmap", "generic_file_readonly_mmap")
+LIB_HELPERS = LIBRARY_CALLS
 TWIN = "__mmconvert_twin"
 
 
@@ -499,8 +513,8 @@ def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = 
     while True:
         result = _plan_once(gt, api, selected, jobs=jobs, timeout=timeout, cache=cache,
                             progress=progress)
-        failed = result["failed"]
-        warnings = result["warnings"]
+        failed = result.failed
+        warnings = result.warnings
         if not failed:
             break
         # spatch could not finish these: leave them alone and say why.
@@ -517,233 +531,330 @@ def plan(gt: GitTree, api: ApiFacts, inv: Inventory, *, only: tuple[str, ...] = 
             raise SpatchError("internal error: the conversion failed for handlers it did not "
                               f"select: {', '.join(sorted(failed))}")
         selected = keep
-    return result["changes"], skipped, warnings, result["cocci"]
+    return result.changes, skipped, warnings, result.cocci
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one planning pass gives plan(): the changes, and the handlers
+    spatch could not finish (key -> why), which the next pass leaves out."""
+
+    changes: list[Change]
+    warnings: list[FileWarning]
+    failed: dict[str, str]
+    cocci: list[tuple[str, str]]
+
+
+class _Texts:
+    """The tree's files as read once per pass (spatch and the mending read
+    the same text)."""
+
+    def __init__(self, gt: GitTree):
+        self._gt = gt
+        self._texts: dict[str, str] = {}
+
+    def __call__(self, f: str) -> str:
+        if f not in self._texts:
+            self._texts[f] = self._gt.read_text(f)
+        return self._texts[f]
+
+
+@dataclass
+class _Units:
+    """The units of one pass (a handler, a library helper's fops in one
+    file, a missing library twin) and what the semantic patch is told of
+    them.  Filled while the names are chosen; read by every later step."""
+
+    renames: dict[str, str] = field(default_factory=dict)   # old or twin name -> new name
+    defs: list[str] = field(default_factory=list)           # definitions to convert
+    prototypes: list[str] = field(default_factory=list)
+    fops_names: list[str] = field(default_factory=list)     # names fops switch from
+    remove: list[str] = field(default_factory=list)         # wrappers the fops stop naming
+    file_users: list[str] = field(default_factory=list)     # definitions that use the file
+    lib_needed: set[str] = field(default_factory=set)       # library helpers used
+    details: dict[str, HandlerChange | LibraryTwin] = field(default_factory=dict)
+    touched: dict[str, set[str]] = field(default_factory=dict)  # unit -> files
+    twins: dict[str, list[Definition]] = field(default_factory=dict)  # name -> definitions
+    missing: list[str] = field(default_factory=list)        # library helpers the tree lacks
+    lib_refs: list[Reference] = field(default_factory=list)
+
+    def converted(self, h: Handler) -> bool:
+        """Whether h's definition is converted (not a library helper the
+        fops merely switch away from, nor a wrapper that goes)."""
+        return h.name not in LIB_HELPERS and h.name not in self.remove
 
 
 def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, timeout, cache,
-               progress) -> dict:
-    root = gt.path
-    suffix = api.suffix
-    renames: dict[str, str] = {}
-    defs: list[str] = []
-    prototypes: list[str] = []
-    fops_names: list[str] = []
-    remove: list[str] = []
-    file_users: list[str] = []
-    lib_needed: set[str] = set()
-    details: dict[str, dict[str, Any]] = {}
-    touched: dict[str, set[str]] = {}      # unit -> files
-    texts: dict[str, str] = {}
-
-    def text(f: str) -> str:
-        if f not in texts:
-            texts[f] = gt.read_text(f)
-        return texts[f]
-
-    twins: dict[str, list[Definition]] = {}
+               progress) -> _Pass:
+    """One conversion of `selected`: choose the names, render and run the
+    rules, mend their output, and group the edits into changes."""
+    text = _Texts(gt)
+    units = _Units()
     for h in selected:
-        notes = " ".join(h.notes)
-        new = h.name + suffix
-        fops_files = {e.file for e in h.fops}
-        d = {"handler": h.name, "new_name": new, "file": h.subsystem_file,
-             "line": h.definitions[0].line if h.definitions else h.fops[0].line,
-             "klass": h.klass.value, "action": None, "mapping_call": None,
-             "error_override": None, "twin": False, "helper": None,
-             "replaced_by_helper": False, "flags": False,
-             "fops": sorted(f"{e.file}:{e.fops}" for e in h.fops)}
-        if h.name in LIB_HELPERS:
-            # Never renamed: each fops that names it switches to the twin or
-            # the tree's own helper, in its own subsystem.
-            renames[h.name] = h.name + suffix
-            fops_names.append(h.name)
-            lib_needed.add(h.name)
-            for f in sorted(fops_files):
-                unit = f"{h.name}@{f}"
-                touched[unit] = {f}
-                details[unit] = dict(d, handler=h.name, new_name=h.name + suffix, file=f,
-                                     klass="library", helper=h.name + suffix,
-                                     replaced_by_helper=True,
-                                     fops=sorted(f"{e.file}:{e.fops}" for e in h.fops
-                                                 if e.file == f))
-            continue
-        if "only wraps a library helper" in notes and h.linkage == "static" \
-                and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
-            lib = _match(r"return (\w+)", h.reason.expression).group(1)
-            renames[h.name] = lib + suffix
-            fops_names.append(h.name)
-            remove.append(h.name)
-            lib_needed.add(lib)
-            d.update(replaced_by_helper=True, helper=lib + suffix, new_name=lib + suffix)
-        else:
-            twin = "needs a twin" in notes
-            target = h.name + TWIN if twin else h.name
-            renames[target] = new
-            renames[h.name] = new
-            defs.append(target)
-            prototypes.append(target)
-            fops_names.append(h.name)
-            if twin:
-                twins[h.name] = list(h.definitions)
-                d["twin"] = True
-            for dd in h.definitions:
-                lines = text(dd.file).splitlines()
-                open_line, end = function_span(lines, dd.line)
-                src = "\n".join(lines[open_line - 1:end])
-                body = Body(src[src.index("{"):], open_line, dd.vma_param, dd.file_param)
-                if body.uses_file() and target not in file_users:
-                    file_users.append(target)
-                for i, name in body.calls():
-                    if name in LIB_HELPERS:
-                        lib_needed.add(name)
-                        d["helper"] = name + suffix
-                    if name in MAPPING_CALLS:
-                        d["mapping_call"] = name
-                        act = MAPPING_CALLS[name]
-                        full = ("vm_start" in body.text(i, body.match_paren(i + 1))
-                                and "vm_end - " in body.text(i, body.match_paren(i + 1))
-                                and name != "vm_iomap_memory")
-                        d["action"] = act + ("_full" if full else "")
-                        if h.klass == Klass.ACTION and "if" in h.notes:
-                            d["error_override"] = body.error_code(i)
-                    if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
-                        d["flags"] = True
-                if any(u.kind == "field" and u.name == "vm_flags" for u in body.uses):
-                    d["flags"] = True
-        touched[h.key] = {dd.file for dd in h.definitions} | fops_files | {
-            r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
-                                                       "define", "comment")}
-        details[h.key] = d
+        _choose_names(h, api, units, text)
+    _add_library_twins(gt, api, units, jobs=jobs, timeout=timeout, cache=cache,
+                       progress=progress)
+    overrides = _texts_with_twins(selected, units, text)
+    rule = spatch.render("convert", **_rule_context(api, units))
+    files = sorted(set().union(*units.touched.values())) if units.touched else []
+    if not files:
+        return _Pass([], [], {}, [("convert", rule)])
+    res = spatch.run(gt.path, rule, files, blob_ids=gt.blob_ids(files), patch=True, jobs=jobs,
+                     timeout=timeout, cache=cache, progress=progress,
+                     label="convert: handlers", overrides=overrides)
+    warnings = list(res.warnings) + _parse_warnings(selected, res.bad_regions)
+    new_texts = {f: _mend(f, overrides.get(f, text(f)), res.diffs.get(f), text(f), api,
+                          selected, units)
+                 for f in files}
+    _facts_from_result(selected, api, units, new_texts, text)
+    timed_out = {w.file for w in warnings if w.problem == "timeout"}
+    failed = _unfinished(selected, api, units, new_texts, timed_out)
+    changes = _assemble(api, units, files, new_texts, text)
+    return _Pass(changes, warnings, failed, [("convert", rule)])
 
-    # Library helpers the tree lacks get a twin beside the original.
-    lib_map = {n: n + suffix for n in LIB_HELPERS}
-    missing = sorted(n for n in lib_needed if n + suffix not in api.library_helpers)
-    lib_refs: list[Reference] = []
-    if missing:
-        lib_defs, lib_refs = locate(gt, missing, jobs=jobs, timeout=timeout, cache=cache,
-                                    progress=progress)
-        for n in missing:
-            if not lib_defs.get(n):
-                raise TreeError(f"{n}() has no definition in the tree to add "
-                                f"{n}{suffix}() beside")
-            twins[n] = lib_defs[n]
-            renames[n + TWIN] = n + suffix
-            defs.append(n + TWIN)
-            prototypes.append(n + TWIN)
-            file_users.append(n + TWIN)
-            unit = f"library:{n}"
-            touched[unit] = {dd.file for dd in lib_defs[n]} | {
-                r.file for r in lib_refs if r.text == n}
-            details[unit] = {"helper": n + suffix, "original": n,
-                             "file": lib_defs[n][0].file}
 
-    # Twins are written into the text spatch sees.
-    overrides: dict[str, str] = {}
+def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> None:
+    """Decide how h moves to the new hook: a library helper's fops switch
+    per file, a wrapper of one is replaced by the helper, anything else is
+    renamed (as a twin when the old name keeps other users)."""
+    suffix = api.suffix
+    notes = " ".join(h.notes)
+    new = h.name + suffix
+    fops_files = {e.file for e in h.fops}
+    d = HandlerChange(h.name, new, h.subsystem_file,
+                      h.definitions[0].line if h.definitions else h.fops[0].line, h.klass,
+                      fops=tuple(sorted(f"{e.file}:{e.fops}" for e in h.fops)))
+    if h.name in LIB_HELPERS:
+        # Never renamed: each fops that names it switches to the twin or
+        # the tree's own helper, in its own subsystem.
+        units.renames[h.name] = h.name + suffix
+        units.fops_names.append(h.name)
+        units.lib_needed.add(h.name)
+        for f in sorted(fops_files):
+            unit = f"{h.name}@{f}"
+            units.touched[unit] = {f}
+            units.details[unit] = dataclasses.replace(
+                d, new_name=h.name + suffix, file=f, klass=Klass.LIBRARY,
+                helper=h.name + suffix, replaced_by_helper=True,
+                fops=tuple(sorted(f"{e.file}:{e.fops}" for e in h.fops if e.file == f)))
+        return
+    if "only wraps a library helper" in notes and h.linkage == "static" \
+            and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
+        lib = _match(r"return (\w+)", h.reason.expression).group(1)
+        units.renames[h.name] = lib + suffix
+        units.fops_names.append(h.name)
+        units.remove.append(h.name)
+        units.lib_needed.add(lib)
+        d = dataclasses.replace(d, replaced_by_helper=True, helper=lib + suffix,
+                                new_name=lib + suffix)
+    else:
+        twin = "needs a twin" in notes
+        target = h.name + TWIN if twin else h.name
+        units.renames[target] = new
+        units.renames[h.name] = new
+        units.defs.append(target)
+        units.prototypes.append(target)
+        units.fops_names.append(h.name)
+        if twin:
+            units.twins[h.name] = list(h.definitions)
+            d = dataclasses.replace(d, twin=True)
+        d = _body_facts(h, d, target, api, units, text)
+    units.touched[h.key] = {dd.file for dd in h.definitions} | fops_files | {
+        r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
+                                                   "define", "comment")}
+    units.details[h.key] = d
+
+
+def _body_facts(h: Handler, d: HandlerChange, target: str, api: ApiFacts, units: _Units,
+                text: _Texts) -> HandlerChange:
+    """What h's definitions do that the rules and the changelog need: the
+    library helper and mapping call they use (and the action it becomes,
+    with the error it returned), whether they touch the flags or the file."""
+    suffix = api.suffix
+    for dd in h.definitions:
+        lines = text(dd.file).splitlines()
+        open_line, end = function_span(lines, dd.line)
+        src = "\n".join(lines[open_line - 1:end])
+        body = Body(src[src.index("{"):], open_line, dd.vma_param, dd.file_param)
+        if body.uses_file() and target not in units.file_users:
+            units.file_users.append(target)
+        for i, name in body.calls():
+            if name in LIB_HELPERS:
+                units.lib_needed.add(name)
+                d = dataclasses.replace(d, helper=name + suffix)
+            if name in MAPPING_CALLS:
+                act = MAPPING_CALLS[name]
+                full = ("vm_start" in body.text(i, body.match_paren(i + 1))
+                        and "vm_end - " in body.text(i, body.match_paren(i + 1))
+                        and name != "vm_iomap_memory")
+                d = dataclasses.replace(d, mapping_call=name,
+                                        action=act + ("_full" if full else ""))
+                if h.klass == Klass.ACTION and "if" in h.notes:
+                    d = dataclasses.replace(d, error_override=body.error_code(i))
+            if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
+                d = dataclasses.replace(d, flags=True)
+        if any(u.kind == "field" and u.name == "vm_flags" for u in body.uses):
+            d = dataclasses.replace(d, flags=True)
+    return d
+
+
+def _add_library_twins(gt: GitTree, api: ApiFacts, units: _Units, *, jobs, timeout, cache,
+                       progress) -> None:
+    """The library helpers the conversions use and the tree lacks get a
+    twin beside the original: their definitions are looked up (a search
+    of their own) and each becomes a unit of the library patch."""
+    suffix = api.suffix
+    units.missing = sorted(n for n in units.lib_needed if n + suffix not in api.library_helpers)
+    if not units.missing:
+        return
+    lib_defs, units.lib_refs = locate(gt, units.missing, jobs=jobs, timeout=timeout,
+                                      cache=cache, progress=progress)
+    for n in units.missing:
+        if not lib_defs.get(n):
+            raise TreeError(f"{n}() has no definition in the tree to add "
+                            f"{n}{suffix}() beside")
+        units.twins[n] = lib_defs[n]
+        units.renames[n + TWIN] = n + suffix
+        units.defs.append(n + TWIN)
+        units.prototypes.append(n + TWIN)
+        units.file_users.append(n + TWIN)
+        unit = f"library:{n}"
+        units.touched[unit] = {dd.file for dd in lib_defs[n]} | {
+            r.file for r in units.lib_refs if r.text == n}
+        units.details[unit] = LibraryTwin(n + suffix, n, lib_defs[n][0].file)
+
+
+def _texts_with_twins(selected: list[Handler], units: _Units, text: _Texts) -> dict[str, str]:
+    """The files that hold a twin, with the twin inserted: spatch converts
+    the copy and leaves the original for its other users."""
     handler_refs = {h.name: h.references for h in selected}
     per_file: dict[str, list] = collections.defaultdict(list)
-    for name, dlist in twins.items():
-        refs = handler_refs.get(name) or [r for r in lib_refs if r.text == name]
+    for name, dlist in units.twins.items():
+        refs = handler_refs.get(name) or [r for r in units.lib_refs if r.text == name]
         for f in sorted({dd.file for dd in dlist}
                         | {r.file for r in refs if r.kind in ("prototype", "export")}):
             per_file[f].append((name, [dd for dd in dlist if dd.file == f],
                                 [r.line for r in refs if r.kind == "prototype" and r.file == f],
                                 [r.line for r in refs if r.kind == "export" and r.file == f]))
-    for f, items in per_file.items():
-        overrides[f] = insert_twins(text(f), items)
+    return {f: insert_twins(text(f), items) for f, items in per_file.items()}
 
+
+def _rule_context(api: ApiFacts, units: _Units) -> dict[str, Any]:
+    """What convert.cocci.j2 is rendered with."""
     # Each name is matched only in the files planned for it: a static
     # handler of the same name elsewhere (two drivers' afu_mmap) is not ours.
     scope: dict[str, set[str]] = collections.defaultdict(set)
-    for unit, fs in touched.items():
-        info = details[unit]
-        for role in ("handler", "original"):
-            named = info.get(role)
-            if named:
-                scope[named] |= fs
-                scope[named + TWIN] |= fs
-    ctx = {"api": api, "renames": renames, "defs": defs, "prototypes": prototypes,
-           "scope": {k: sorted(v) for k, v in sorted(scope.items())},
-           "fops_names": fops_names, "remove": remove, "file_users": file_users,
-           "library": {k: v for k, v in lib_map.items()
-                       if v in api.library_helpers or k in missing},
-           "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions]}
-    rule = spatch.render("convert", **ctx)
-    files = sorted(set().union(*touched.values())) if touched else []
-    if not files:
-        return {"changes": [], "warnings": [], "failed": {}, "cocci": [("convert", rule)]}
-    res = spatch.run(root, rule, files, blob_ids=gt.blob_ids(files), patch=True, jobs=jobs,
-                     timeout=timeout, cache=cache, progress=progress,
-                     label="convert: handlers", overrides=overrides)
-    warnings = list(res.warnings)
-    for f, regions in res.bad_regions.items():
+    for unit, fs in units.touched.items():
+        info = units.details[unit]
+        named = info.original if isinstance(info, LibraryTwin) else info.handler
+        scope[named] |= fs
+        scope[named + TWIN] |= fs
+    lib_map = {n: n + api.suffix for n in LIB_HELPERS}
+    return {"api": api, "renames": units.renames, "defs": units.defs,
+            "prototypes": units.prototypes,
+            "scope": {k: sorted(v) for k, v in sorted(scope.items())},
+            "fops_names": units.fops_names, "remove": units.remove,
+            "file_users": units.file_users,
+            "library": {k: v for k, v in lib_map.items()
+                        if v in api.library_helpers or k in units.missing},
+            "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions],
+            "desc_roles": DESC_ROLES, "vma_bit_calls": VMA_BIT_CALLS}
+
+
+def _parse_warnings(selected: list[Handler], bad_regions: dict[str, list[tuple[int, int]]]
+                    ) -> list[FileWarning]:
+    """A handler whose definition lies where spatch could not parse is
+    named: the file's warning alone would not say which one."""
+    out = []
+    for f, regions in bad_regions.items():
         for h in selected:
             for dd in h.definitions:
                 if dd.file == f and any(lo <= dd.line <= hi for lo, hi in regions):
-                    warnings.append(FileWarning(f, "parse", f"spatch could not parse lines "
-                                                f"around {h.name}() at line {dd.line}"))
-    timed_out = {w.file for w in warnings if w.problem == "timeout"}
+                    out.append(FileWarning(f, "parse", f"spatch could not parse lines "
+                                           f"around {h.name}() at line {dd.line}"))
+    return out
 
-    desc_line = _prose("kerneldoc-desc.j2", api=api)
-    new_texts: dict[str, str] = {}
-    for f in files:
-        base = overrides.get(f, text(f))
-        new = apply_diff(base, res.diffs[f]) if f in res.diffs else base
-        if new != text(f):
-            new = realign_initialisers(new, api.hook, text(f))
-            new = wrap_long_calls(drop_needless_braces(drop_lone_call_parens(new)))
-            new = realign_continuations(wrap_long_lines(new, text(f)), text(f))
-            for h in selected:
-                for dd in [dd for dd in h.definitions if dd.file == f]:
-                    decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"
-                    new = drop_unused_file_decl(new, decl, renames.get(h.name, h.name))
-                    new = blank_after_file_decl(new, decl)
-            if missing:
-                new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
+
+def _mend(f: str, base: str, diff: str | None, orig: str, api: ApiFacts,
+          selected: list[Handler], units: _Units) -> str:
+    """File f as spatch's diff leaves it, mended where spatch cannot
+    express kernel style (alignment, wrapping, declarations) and where the
+    old name lives outside code (kernel-doc, #define, comments)."""
+    suffix = api.suffix
+    new = apply_diff(base, diff) if diff is not None else base
+    if new != orig:
+        new = realign_initialisers(new, api.hook, orig)
+        new = wrap_long_calls(drop_needless_braces(drop_lone_call_parens(new)))
+        new = realign_continuations(wrap_long_lines(new, orig), orig)
         for h in selected:
-            if h.name in LIB_HELPERS or h.name in remove or details[h.key]["twin"]:
-                continue
-            for r in h.references:
-                if r.file != f:
-                    continue
-                if r.kind == "kernel-doc":
-                    new = fix_kernel_doc(new, h.name, h.name + suffix, desc_line)
-                elif r.kind == "define":
-                    new = rename_define_alias(new, r.line, h.name, h.name + suffix)
-                elif r.kind == "comment":
-                    new = rename_in_comment(new, r.text, h.name, h.name + suffix)
-        new_texts[f] = new
-
-    # What the changelog says comes from what the rules did.
+            for dd in [dd for dd in h.definitions if dd.file == f]:
+                decl = f"struct file *{dd.file_param} = desc->{api.fields['file']};"
+                new = drop_unused_file_decl(new, decl, units.renames.get(h.name, h.name))
+                new = blank_after_file_decl(new, decl)
+        if units.missing:
+            new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
+    desc_line = _prose("kerneldoc-desc.j2", api=api)
     for h in selected:
-        if h.name in LIB_HELPERS or h.name in remove:
+        if not units.converted(h) or _handler_change(units.details, h.key).twin:
+            continue
+        for r in h.references:
+            if r.file != f:
+                continue
+            if r.kind == "kernel-doc":
+                new = fix_kernel_doc(new, h.name, h.name + suffix, desc_line)
+            elif r.kind == "define":
+                new = rename_define_alias(new, r.line, h.name, h.name + suffix)
+            elif r.kind == "comment":
+                new = rename_in_comment(new, r.text, h.name, h.name + suffix)
+    return new
+
+
+def _facts_from_result(selected: list[Handler], api: ApiFacts, units: _Units,
+                       new_texts: dict[str, str], text: _Texts) -> None:
+    """What the changelog says comes from what the rules did: the mapping
+    action they wrote, and whether the page protection is now set."""
+    for h in selected:
+        if not units.converted(h):
             continue
         for dd in h.definitions:
-            done = _function_text(new_texts.get(dd.file, ""), h.name + suffix)
+            done = _function_text(new_texts.get(dd.file, ""), h.name + api.suffix)
             if done is None:
                 continue
             acts = re.findall(r"\b(mmap_action_\w+)\(", done)
             if acts:
-                details[h.key]["action"] = acts[-1]
+                units.details[h.key] = dataclasses.replace(
+                    _handler_change(units.details, h.key), action=acts[-1])
             old = _function_text(text(dd.file), h.name) or ""
             pp = api.fields.get("page_prot", "page_prot")
             if re.search(rf"desc->{pp} = ", done) and not re.search(r"->vm_page_prot = ", old):
-                details[h.key]["page_prot_from_local"] = True
+                units.details[h.key] = dataclasses.replace(
+                    _handler_change(units.details, h.key), page_prot_from_local=True)
 
+
+def _unfinished(selected: list[Handler], api: ApiFacts, units: _Units,
+                new_texts: dict[str, str], timed_out: set[str]) -> dict[str, str]:
+    """The handlers spatch did not finish (key -> why): a timeout, a use
+    of the vma left, or a definition not converted at all."""
     failed: dict[str, str] = {}
     for h in selected:
-        if h.name in LIB_HELPERS or h.name in remove:
+        if not units.converted(h):
             continue
         for dd in h.definitions:
             if dd.file in timed_out:
                 failed[h.key] = f"spatch timed out on {dd.file}"
                 continue
-            left = leftover(new_texts.get(dd.file, ""), h.name + suffix, dd.vma_param)
+            left = leftover(new_texts.get(dd.file, ""), h.name + api.suffix, dd.vma_param)
             # The new name alone is not enough: the fops rule renames the
             # initialiser even when the definition did not match.
             if left is not None or _function_text(new_texts.get(dd.file, ""),
-                                                  h.name + suffix) is None:
+                                                  h.name + api.suffix) is None:
                 failed[h.key] = left or "spatch did not convert the definition"
+    return failed
 
-    # Group into changes: units that share a file travel together.
+
+def _groups(touched: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The handler units that share a file, which travel in one change
+    (union-find over files); library twins have a patch of their own."""
     parent = {u: u for u in touched}
 
     def find(u):
@@ -765,34 +876,49 @@ def _plan_once(gt: GitTree, api: ApiFacts, selected: list[Handler], *, jobs, tim
     for u in touched:
         if not u.startswith("library:"):
             groups[find(u)].append(u)
+    return groups
 
+
+def _assemble(api: ApiFacts, units: _Units, files: list[str], new_texts: dict[str, str],
+              text: _Texts) -> list[Change]:
+    """The changes in series order: the library twins first (their diff
+    holds only the twins), then one conversion per group of units, each
+    diffed against the tree as the library patch leaves it."""
+    suffix, missing, touched = api.suffix, units.missing, units.touched
     changes: list[Change] = []
     lib_files: set[str] = set()
     for n in missing:
-        u = f"library:{n}"
-        lib_files |= touched[u]
+        lib_files |= touched[f"library:{n}"]
     if missing:
         lib_list = sorted(lib_files)
         diff = "".join(make_diff(f, text(f), _only_twin(text(f), new_texts[f], missing, suffix))
                        for f in lib_list)
         changes.append(Change("library", _prose("title-library.j2", helpers=[
             n + suffix for n in missing], api=api), tuple(n + suffix for n in missing),
-            tuple(lib_list), diff, tuple(details[f"library:{n}"] for n in missing)))
+            tuple(lib_list), diff, tuple(units.details[f"library:{n}"] for n in missing)))
     base_after_lib = {f: _only_twin(text(f), new_texts[f], missing, suffix) if f in lib_files
                       else text(f) for f in files}
+    groups = _groups(touched)
     for key in sorted(groups, key=lambda k: sorted(touched[k])[0]):
-        units = sorted(groups[key])
-        names = [details[u]["handler"] for u in units]
-        unit_files = sorted(set().union(*(touched[u] for u in units)))
+        members = sorted(groups[key])
+        convs = [_handler_change(units.details, u) for u in members]
+        names = [c.handler for c in convs]
+        unit_files = sorted(set().union(*(touched[u] for u in members)))
         diff = "".join(make_diff(f, base_after_lib[f], new_texts[f]) for f in unit_files)
         if not diff:
             continue
         changes.append(Change("conversion", _prose("title-conversion.j2", handlers=names,
-                                                    details=[details[u] for u in units], api=api),
-                              tuple(names), tuple(unit_files), diff,
-                              tuple(details[u] for u in units)))
-    return {"changes": changes, "warnings": warnings, "failed": failed,
-            "cocci": [("convert", rule)]}
+                                                    details=convs, api=api),
+                              tuple(names), tuple(unit_files), diff, tuple(convs)))
+    return changes
+
+
+def _handler_change(details: dict[str, HandlerChange | LibraryTwin], key: str) -> HandlerChange:
+    """The record of a handler unit (library units have a LibraryTwin)."""
+    d = details[key]
+    if not isinstance(d, HandlerChange):
+        raise TypeError(f"internal error: {key} is not a handler unit")
+    return d
 
 
 def _function_text(text: str, name: str) -> str | None:
@@ -869,7 +995,8 @@ def run_convert(tree: Path, *, api: str, only: list[str] | None, jobs: int | Non
 
 
 def convert_text(api, fchanges, changes, skipped, warnings) -> str:
-    conv = [d for c in changes if c.stage == "conversion" for d in c.details]
+    conv = [d for c in changes if c.stage == "conversion" for d in c.details
+            if isinstance(d, HandlerChange)]
     out = [f"{api.generation}: {len(conv)} handlers converted in "
            f"{sum(len(c.files) for c in changes if c.stage == 'conversion')} files, "
            f"{len(fchanges)} forwarder files changed, "
@@ -878,9 +1005,9 @@ def convert_text(api, fchanges, changes, skipped, warnings) -> str:
     for c in changes:
         if c.stage == "library":
             out.append(f"  added    {', '.join(c.handlers)}() in {', '.join(c.files)}")
-    for d in sorted(conv, key=lambda d: (d["file"], d["handler"])):
-        how = d["action"] or ("fops now name " + d["helper"] if d["replaced_by_helper"] else "")
-        out.append(f"  {'converted':8} {d['handler']} -> {d['new_name']}  {d['file']}:{d['line']}"
+    for d in sorted(conv, key=lambda d: (d.file, d.handler)):
+        how = d.action or (f"fops now name {d.helper}" if d.replaced_by_helper else "")
+        out.append(f"  {'converted':8} {d.handler} -> {d.new_name}  {d.file}:{d.line}"
                    + (f"  ({how})" if how else ""))
     for h in sorted(skipped, key=lambda h: (h.klass.value, h.reason.file)):
         why = "; ".join(h.notes)

@@ -33,12 +33,12 @@ from . import prose, spatch
 from .errors import UsageError
 from .gitrepo import GitTree, pathspec_match
 from .inventory import mmap_lines
-from .model import ApiFacts, Change, FileWarning, ForwarderSite
+from .model import ApiFacts, Change, FileWarning, ForwarderChange, ForwarderSite
 
 log = logging.getLogger("mmconvert")
 
 STAGE = "forwarders"
-# What plan() can do to a site (Change.details "action").
+# What plan() can do to a site (ForwarderChange.action).
 ACTIONS = ("bailout", "vfs_mmap", "can_mmap_file", "either")
 
 # Functions whose job is to forward a mapping to the file they are given.
@@ -525,17 +525,16 @@ def plan(gt: GitTree, api: ApiFacts, sites, *, include_core: bool = False, jobs=
     return changes, warnings, cocci
 
 
-def _detail(row: dict, s: ForwarderSite, sites) -> dict:
+def _detail(row: dict, s: ForwarderSite, sites) -> ForwarderChange:
     guards = [g for g in sites if g.file == s.file and g.function == s.function
               and g.kind == "presence-guard"]
-    return {
-        "kind": s.kind, "file": s.file, "function": s.function, "line": s.line,
-        "expression": " ".join(s.expression.split()), "action": row["action"],
-        "state": s.state, "core": s.core, "note": s.note,
-        "already_guarded": s.kind == "forward" and row["action"] != "bailout",
-        "guards": [f"{g.expression} (line {g.line})" for g in guards],
-        "comment": row["comment"] if row["action"] == "bailout" else "",
-    }
+    return ForwarderChange(
+        kind=s.kind, file=s.file, function=s.function, line=s.line,
+        expression=" ".join(s.expression.split()), action=row["action"],
+        state=s.state, core=s.core, note=s.note,
+        already_guarded=s.kind == "forward" and row["action"] != "bailout",
+        guards=tuple(f"{g.expression} (line {g.line})" for g in guards),
+        comment=row["comment"] if row["action"] == "bailout" else "")
 
 
 def _title(done: list[tuple[dict, ForwarderSite]], api: ApiFacts) -> str:

@@ -146,10 +146,13 @@ class Inventory:
 
 
 def to_json(obj: Any) -> Any:
-    """Dataclasses, enums and tuples as plain JSON values."""
+    """Dataclasses, enums and tuples as plain JSON values.  A field marked
+    `omit_default` appears only when it differs from its default (a fact
+    most records do not have)."""
     if dataclasses.is_dataclass(obj):
         return {f.metadata.get("json", f.name): to_json(getattr(obj, f.name))
-                for f in dataclasses.fields(obj)}
+                for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):
@@ -157,6 +160,58 @@ def to_json(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_json(v) for k, v in obj.items()}
     return obj
+
+
+@dataclass(frozen=True)
+class HandlerChange:
+    """What converting one handler (or switching one subsystem's fops to a
+    library helper) did, for the changelog and `convert --json`."""
+
+    handler: str                    # the function the fops named
+    new_name: str                   # what they name now
+    file: str                       # the definition's file (the fops' for a library helper)
+    line: int
+    klass: Klass
+    action: str | None = None       # mmap_action_* the final mapping call became
+    mapping_call: str | None = None  # remap_pfn_range, ... that it replaced
+    error_override: str | None = None  # -EAGAIN, ... the handler returned when that failed
+    twin: bool = False              # converted as a twin beside the original
+    helper: str | None = None       # the library helper it uses (or the fops use instead)
+    replaced_by_helper: bool = False  # the fops name `helper` in its place
+    flags: bool = False             # it changes the VMA flags
+    fops: tuple[str, ...] = ()      # "file:variable" of each fops that names it
+    # It mapped with a changed local copy of the page protection.
+    page_prot_from_local: bool = field(default=False, metadata={"omit_default": True})
+
+
+@dataclass(frozen=True)
+class LibraryTwin:
+    """A library helper's new-hook twin added beside it."""
+
+    helper: str                     # generic_file_mmap_prepare
+    original: str                   # generic_file_mmap
+    file: str
+
+
+@dataclass(frozen=True)
+class ForwarderChange:
+    """What one forwarder site's change does."""
+
+    kind: str                       # ForwarderSite.kind
+    file: str
+    function: str
+    line: int
+    expression: str
+    action: str                     # one of forwarders.ACTIONS
+    state: str = ""                 # ForwarderSite.state
+    core: bool = False
+    note: str = ""
+    already_guarded: bool = False   # a forward that needs no bailout
+    guards: tuple[str, ...] = ()    # "expression (line n)" of the presence checks before it
+    comment: str = ""               # the bailout's comment
+
+
+ChangeDetail = HandlerChange | LibraryTwin | ForwarderChange
 
 
 @dataclass(frozen=True)
@@ -171,8 +226,8 @@ class Change:
     files: tuple[str, ...]
     diff: str                       # unified diff (a/ b/ paths) against the tree as the
                                     # previous stages left it; applies with `git apply`
-    details: tuple[dict[str, Any], ...] = ()  # facts for the changelog templates, one per
-                                              # handler/site
+    details: tuple[ChangeDetail, ...] = ()  # facts for the changelog templates, one per
+                                            # handler/site
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from . import reroll as rr
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
-from .model import ApiFacts, Change, FileWarning, Handler
+from .model import ApiFacts, Change, ChangeDetail, FileWarning, Handler, HandlerChange
 from .seriescache import Entry, SeriesCache
 from .tree import ACTIONS_C, HEADERS
 
@@ -78,7 +78,7 @@ class Patch:
         return out
 
     @property
-    def details(self) -> list[dict]:
+    def details(self) -> list[ChangeDetail]:
         return [d for ch in self.changes for d in ch.details]
 
 
@@ -99,9 +99,8 @@ def key_file(ch: Change) -> str:
     handler's definition (not its fops or headers), a twin's file, the
     forwarder's own file."""
     for d in ch.details:
-        f = d.get("file")
-        if f:
-            return f
+        if d.file:
+            return d.file
     return min(ch.files) if ch.files else ""
 
 
@@ -171,25 +170,37 @@ def _context(api: ApiFacts) -> dict:
 
 
 # The facts of a conversion that its changelog states once for every
-# handler they hold, in this order.
+# handler they hold, in this order (HandlerChange fields).
 _SHARED_FACTS = ("action", "page_prot_from_local", "error_override", "helper")
 
 
-def shared_facts(details: tuple[dict, ...] | list[dict]) -> list[dict]:
+@dataclass(frozen=True)
+class SharedFact:
+    """A fact several conversions of one patch share, said once."""
+
+    fact: str                        # one of _SHARED_FACTS
+    value: str | bool
+    call: str | None                 # the mapping call it concerns
+    fs_file: bool                    # an error override in fs/ or mm/
+    handlers: list[str]
+
+
+def shared_facts(details: Sequence[ChangeDetail]) -> list[SharedFact]:
     """One record per fact a patch's conversions share: which handlers it
     holds for and what it is, so a changelog says each thing once."""
-    out: list[dict] = []
+    out: list[SharedFact] = []
+    convs = [d for d in details if isinstance(d, HandlerChange) and not d.replaced_by_helper]
     for fact in _SHARED_FACTS:
-        groups: dict[tuple, list[dict]] = {}
-        for d in details:
-            if d.get("replaced_by_helper") or not d.get(fact):
+        groups: dict[tuple[str | bool, str | None, bool], list[HandlerChange]] = {}
+        for d in convs:
+            value = getattr(d, fact)
+            if not value:
                 continue
-            key = (d.get(fact), d.get("mapping_call"), fact == "error_override"
-                   and d.get("file", "").startswith(("fs/", "mm/")))
+            key = (value, d.mapping_call, fact == "error_override"
+                   and d.file.startswith(("fs/", "mm/")))
             groups.setdefault(key, []).append(d)
         for (value, call, fs_file), ds in groups.items():
-            out.append({"fact": fact, "value": value, "call": call, "fs_file": fs_file,
-                        "handlers": [d["handler"] for d in ds]})
+            out.append(SharedFact(fact, value, call, fs_file, [d.handler for d in ds]))
     return out
 
 

@@ -116,8 +116,8 @@ def test_the_bailout_fails_through_the_forwards_own_error_path(sample):
         "+\t\tret = call_mmap(sfd->file, vma);",
     ])
     (d,) = shm.details
-    assert d["action"] == "bailout" and d["kind"] == "forward" and not d["already_guarded"]
-    assert d["file"] == "ipc/shmlike.c" and d["function"] == "shmlike_mmap"
+    assert d.action == "bailout" and d.kind == "forward" and not d.already_guarded
+    assert d.file == "ipc/shmlike.c" and d.function == "shmlike_mmap"
     names = [name for name, _ in cocci]
     assert names == ["forwarders_find", "forwarders_patch"]
     assert all("virtual" in text for _, text in cocci)
@@ -130,7 +130,7 @@ def test_the_can_map_check_accepts_either_hook_and_nothing_else_changes(sample):
     binfmt = next(c for c in changes if c.files == ("fs/binfmt_sample.c",))
     assert "-\tif (!file->f_op->mmap)\n+\tif (!file->f_op->mmap && !file->f_op->mmap_proto)\n" \
         in binfmt.diff
-    assert [d["action"] for d in binfmt.details] == ["either"]
+    assert [d.action for d in binfmt.details] == ["either"]
 
 
 def test_the_changes_apply_alone_and_every_touched_object_builds(sample):

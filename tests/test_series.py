@@ -18,7 +18,7 @@ from conftest import ROOT, commit_g1, git, remove_tree, run_mmconvert, tree_stat
 
 from mmconvert import maintainers, series
 from mmconvert.errors import MmconvertError, UsageError
-from mmconvert.model import Change, Handler, Klass, Site
+from mmconvert.model import Change, ForwarderChange, Handler, HandlerChange, Klass, LibraryTwin, Site
 
 SAMPLE_MAINTAINERS = ROOT / "examples" / "minikernel" / "MAINTAINERS"
 
@@ -43,12 +43,8 @@ def _change(gt, stage: str, edits, handlers, details, title) -> Change:
                   diff=diff, details=tuple(details))
 
 
-def _conv(handler, new, file, fops, klass="fields", **kw):
-    d = {"handler": handler, "new_name": new, "file": file, "line": 1, "klass": klass,
-         "action": None, "mapping_call": None, "error_override": None, "twin": False,
-         "helper": None, "replaced_by_helper": False, "flags": False, "fops": fops}
-    d.update(kw)
-    return d
+def _conv(handler, new, file, fops, klass=Klass.FIELDS, **kw):
+    return HandlerChange(handler, new, file, 1, klass, fops=tuple(fops), **kw)
 
 
 SKIPPED = [Handler(name="insertdev_mmap", klass=Klass.NEEDS_VMA,
@@ -65,9 +61,9 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
         fch = [_change(wt, "forwarders", [("ipc/shmlike.c", "call_mmap(",
                                           "-ENODEV ? 0 : call_mmap(")],
                        ["shmlike_mmap"],
-                       [{"function": "shmlike_mmap", "file": "ipc/shmlike.c", "line": 50,
-                         "kind": "forward", "state": "needs-bailout", "action": "bailout",
-                         "expression": "call_mmap(sfd->file, vma)"}],
+                       [ForwarderChange(function="shmlike_mmap", file="ipc/shmlike.c", line=50,
+                                        kind="forward", state="needs-bailout", action="bailout",
+                                        expression="call_mmap(sfd->file, vma)")],
                        "bail out of shmlike_mmap() for .mmap_proto files")]
         commit_forwarders(fch)
         if fail_after_forwarders is not None:
@@ -76,15 +72,15 @@ def sample_planner(fail_after_forwarders: BaseException | None = None):
                        [("mm/filemap.c", "EXPORT_SYMBOL(generic_file_mmap);",
                          "EXPORT_SYMBOL(generic_file_mmap);\n/* twin */")],
                        ["generic_file_mmap_proto"],
-                       [{"helper": "generic_file_mmap_proto", "original": "generic_file_mmap",
-                         "file": "mm/filemap.c"}],
+                       [LibraryTwin(helper="generic_file_mmap_proto",
+                                    original="generic_file_mmap", file="mm/filemap.c")],
                        "add generic_file_mmap_proto()")]
         conv = [
             _change(wt, "conversion",
                     [("drivers/char/remapdev.c", "remapdev_mmap,", "remapdev_mmap_proto,")],
                     ["remapdev_mmap"],
                     [_conv("remapdev_mmap", "remapdev_mmap_proto", "drivers/char/remapdev.c",
-                           ["drivers/char/remapdev.c:remapdev_fops"], klass="action",
+                           ["drivers/char/remapdev.c:remapdev_fops"], klass=Klass.ACTION,
                            action="mmap_action_remap_full", mapping_call="remap_pfn_range")],
                     "convert remapdev_mmap() to .mmap_proto"),
             _change(wt, "conversion",

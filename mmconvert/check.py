@@ -34,12 +34,12 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from . import inventory, scratch, spatch
-from .classify import MAPPING_CALLS
 from .errors import UsageError
 from .gitrepo import GitTree
 from .model import ApiFacts, FopsEntry, Handler, Klass, Site, to_json
 from .tree import ACTIONS_C, HEADERS, open_tree, resolve
 from .ui import progress, run
+from .vmafacts import MAPPING_CALLS
 
 log = logging.getLogger("mmconvert")
 

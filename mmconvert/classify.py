@@ -12,21 +12,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .model import ApiFacts, Klass, Site
+from .vmafacts import (
+    DESC_FIELDS,
+    FLAG_CALLS,
+    LIBRARY_CALLS,
+    MAPPING_CALLS,
+    READ_CALLS,
+    READ_ONLY_FIELDS,
+    VMA_BIT_CALLS,
+)
 
-# vma fields with a desc equivalent (vm_start/vm_end read-only).
-DESC_FIELDS = {"vm_ops", "vm_page_prot", "vm_pgoff", "vm_private_data", "vm_file",
-               "vm_flags", "vm_start", "vm_end", "vm_mm"}
-READ_ONLY_FIELDS = {"vm_start", "vm_end", "vm_mm"}
-FLAG_CALLS = {"vm_flags_set", "vm_flags_clear", "vm_flags_mod"}
-# The VMA's bitmap helpers (prepare-7) and their descriptor twins.
-VMA_BIT_CALLS = {"vma_set_flags": "vma_desc_set_flags", "vma_clear_flags": "vma_desc_clear_flags",
-                 "vma_test": "vma_desc_test", "vma_test_any": "vma_desc_test_any",
-                 "vma_test_all": "vma_desc_test_all"}
-LIBRARY_CALLS = {"generic_file_mmap", "generic_file_readonly_mmap"}
-# Trailing mapping calls and the G3 mmap action each becomes.
-MAPPING_CALLS = {"remap_pfn_range": "mmap_action_remap",
-                 "io_remap_pfn_range": "mmap_action_ioremap",
-                 "vm_iomap_memory": "mmap_action_simple_ioremap"}
 FORWARD_CALLS = {"call_mmap", "vfs_mmap", "backing_file_mmap"}
 # Work that must happen once per created VMA: moving it to a hook that may
 # run for a mapping that is never created would leak or double count.
@@ -269,6 +264,7 @@ class Verdict:
     site: Site
     notes: tuple[str, ...] = ()
     via: tuple[str, ...] = ()   # the helpers, outermost first, the site is reached through
+    mapping_ends: str = ""      # ACTION: "return" (returns its result) or "if" (tests it)
 
 
 class Lookup(Protocol):
@@ -326,7 +322,7 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
             return Verdict(Klass.NEEDS_VMA, site, ("uses the vma pointer itself",))
         if u.name in FLAG_CALLS and u.arg == 0:
             continue
-        if u.name in ("vma_pages", "vma_is_shared_maywrite", "vma_start_pgoff") and u.arg == 0:
+        if u.name in READ_CALLS and u.arg == 0:
             continue
         if u.name in VMA_BIT_CALLS and u.arg == 0 and g3:
             continue
@@ -378,7 +374,7 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
         unbounded = _unbounded_size(body, idx, first.name, file)
         if unbounded is not None:
             return unbounded
-        return Verdict(Klass.ACTION, site, (how,))
+        return Verdict(Klass.ACTION, site, (how,), mapping_ends=how)
     return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes))
 
 

@@ -618,7 +618,6 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
     per file, a wrapper of one is replaced by the helper, anything else is
     renamed (as a twin when the old name keeps other users)."""
     suffix = api.suffix
-    notes = " ".join(h.notes)
     new = h.name + suffix
     fops_files = {e.file for e in h.fops}
     d = HandlerChange(h.name, new, h.subsystem_file,
@@ -638,7 +637,7 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
                 helper=h.name + suffix, replaced_by_helper=True,
                 fops=tuple(sorted(f"{e.file}:{e.fops}" for e in h.fops if e.file == f)))
         return
-    if "only wraps a library helper" in notes and h.linkage == "static" \
+    if h.wraps_library and h.linkage == "static" \
             and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
         lib = _match(r"return (\w+)", h.reason.expression).group(1)
         units.renames[h.name] = lib + suffix
@@ -648,7 +647,7 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
         d = dataclasses.replace(d, replaced_by_helper=True, helper=lib + suffix,
                                 new_name=lib + suffix)
     else:
-        twin = "needs a twin" in notes
+        twin = h.needs_twin
         target = h.name + TWIN if twin else h.name
         units.renames[target] = new
         units.renames[h.name] = new
@@ -689,7 +688,7 @@ def _body_facts(h: Handler, d: HandlerChange, target: str, api: ApiFacts, units:
                         and name != "vm_iomap_memory")
                 d = dataclasses.replace(d, mapping_call=name,
                                         action=act + ("_full" if full else ""))
-                if h.klass == Klass.ACTION and "if" in h.notes:
+                if h.mapping_checked:
                     d = dataclasses.replace(d, error_override=body.error_code(i))
             if name in ("vm_flags_set", "vm_flags_clear", "vm_flags_mod"):
                 d = dataclasses.replace(d, flags=True)

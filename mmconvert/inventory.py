@@ -442,6 +442,7 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines, lookup) -> Handle
              Klass.FIELDS]
     verdict, body = min(verdicts, key=lambda vb: order.index(vb[0].klass))
     klass, site, notes = verdict.klass, verdict.site, list(verdict.notes)
+    only_wraps = None
     if klass in (Klass.FIELDS, Klass.ACTION):
         only_wraps = _only_wraps_library(body)
         other_files = sorted({e.file for e in fops} - {d.file for d in ds})
@@ -452,9 +453,12 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines, lookup) -> Handle
             klass = Klass.LIBRARY
             notes.append("shared helper: " + ("exported" if exported else
                                                f"used by fops in {', '.join(other_files)}"))
-    if any(r.kind in ("call", "initialiser", "use") for r in refs):
+    needs_twin = any(r.kind in ("call", "initialiser", "use") for r in refs)
+    if needs_twin:
         notes.append("still used as an mmap function elsewhere: needs a twin")
-    return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes), verdict.via)
+    return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes), verdict.via,
+                   needs_twin=needs_twin, wraps_library=klass == Klass.LIBRARY and bool(only_wraps),
+                   mapping_checked=klass == Klass.ACTION and verdict.mapping_ends == "if")
 
 
 def _only_wraps_library(body: Body) -> str | None:

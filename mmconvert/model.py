@@ -80,6 +80,11 @@ class Handler:
     linkage: str = "static"    # static | global | exported
     notes: tuple[str, ...] = ()
     via: tuple[str, ...] = ()  # helpers, outermost first, the reason lies in
+    # What convert branches on (scan's JSON shows them only when set).
+    needs_twin: bool = field(default=False, metadata={"omit_default": True})
+    wraps_library: bool = field(default=False, metadata={"omit_default": True})
+    # Its mapping call's error is tested and a code of its own returned.
+    mapping_checked: bool = field(default=False, metadata={"omit_default": True})
 
     @property
     def key(self) -> str:

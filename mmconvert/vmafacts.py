@@ -21,6 +21,8 @@ FLAG_CALLS = {"vm_flags_set", "vm_flags_clear", "vm_flags_mod"}
 VMA_BIT_CALLS = {"vma_set_flags": "vma_desc_set_flags", "vma_clear_flags": "vma_desc_clear_flags",
                  "vma_test": "vma_desc_test", "vma_test_any": "vma_desc_test_any",
                  "vma_test_all": "vma_desc_test_all"}
+# Read-only VMA helpers whose descriptor forms the rules write.
+READ_CALLS = ("vma_pages", "vma_is_shared_maywrite", "vma_start_pgoff")
 # The library mmap helpers, each with a new-hook twin (name + suffix).
 LIBRARY_CALLS = ("generic_file_mmap", "generic_file_readonly_mmap")
 # Trailing mapping calls and the G3 mmap action each becomes.

@@ -639,7 +639,7 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
         return
     if h.wraps_library and h.linkage == "static" \
             and not any(r.kind in ("call", "use", "initialiser") for r in h.references):
-        lib = _match(r"return (\w+)", h.reason.expression).group(1)
+        lib = h.wraps_library
         units.renames[h.name] = lib + suffix
         units.fops_names.append(h.name)
         units.remove.append(h.name)

@@ -457,7 +457,9 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines, lookup) -> Handle
     if needs_twin:
         notes.append("still used as an mmap function elsewhere: needs a twin")
     return Handler(name, klass, site, ds, fops, refs, linkage, tuple(notes), verdict.via,
-                   needs_twin=needs_twin, wraps_library=klass == Klass.LIBRARY and bool(only_wraps),
+                   needs_twin=needs_twin,
+                   wraps_library=only_wraps.split()[1].split("(")[0]
+                   if klass == Klass.LIBRARY and only_wraps else "",
                    mapping_checked=klass == Klass.ACTION and verdict.mapping_ends == "if")
 
 

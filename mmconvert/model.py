@@ -82,7 +82,8 @@ class Handler:
     via: tuple[str, ...] = ()  # helpers, outermost first, the reason lies in
     # What convert branches on (scan's JSON shows them only when set).
     needs_twin: bool = field(default=False, metadata={"omit_default": True})
-    wraps_library: bool = field(default=False, metadata={"omit_default": True})
+    # The library helper it only wraps (`return generic_file_mmap(file, vma);`).
+    wraps_library: str = field(default="", metadata={"omit_default": True})
     # Its mapping call's error is tested and a code of its own returned.
     mapping_checked: bool = field(default=False, metadata={"omit_default": True})
 

@@ -62,7 +62,7 @@ def test_scan_json_has_the_fields_the_readme_documents(sample_tree):
         optional = {"needs_twin", "wraps_library", "mapping_checked"}
         assert set(h) - optional == {"handler", "class", "reason", "definitions", "fops",
                                      "references", "linkage", "notes", "via"}, h
-        assert all(h[k] is True for k in optional & set(h)), h
+        assert all(h[k] for k in optional & set(h)), h
         assert set(h["reason"]) == {"file", "line", "expression"}
     # drm_gem_mmap() is the sample's one handler with a caller of its own.
     assert [h["handler"] for h in inv["handlers"] if h.get("needs_twin")] == ["drm_gem_mmap"]

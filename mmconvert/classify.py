@@ -32,6 +32,8 @@ SIDE_EFFECT = re.compile(
     r"|vmalloc\w*|vzalloc\w*|alloc_pages?\w*|__get_free_pages?|get_zeroed_page"
     r"|dma_alloc_\w+|kmem_cache_alloc\w*|list_add\w*|idr_alloc\w*|xa_store|xa_alloc\w*"
     r"|kzalloc\w*|devm_\w+)$")
+# Wrappers of a condition, which hand nothing on.
+CONDITION_WRAPPERS = {"likely", "unlikely", "WARN_ON", "WARN_ON_ONCE"}
 KEYWORDS = {"if", "while", "for", "switch", "return", "sizeof", "do", "else", "case",
             "typeof", "__typeof__", "defined"}
 ASSIGN_OPS = {"=", "|=", "&=", "^=", "+=", "-=", "<<=", ">>=", "*=", "/=", "++", "--"}
@@ -180,6 +182,9 @@ class Body:
                 if depth == 0:
                     if t == "(" and j > 0 and re.match(r"[A-Za-z_]\w*$", self.toks[j - 1].text) \
                             and self.toks[j - 1].text not in KEYWORDS:
+                        # unlikely(vma->vm_mm != mm) is the condition itself.
+                        if self.toks[j - 1].text in CONDITION_WRAPPERS and commas == 0:
+                            return self.enclosing_call(j - 1)
                         return j - 1, commas
                     return None if t == "(" and (j == 0 or self.toks[j - 1].text in KEYWORDS) \
                         else self.enclosing_call(j)

@@ -32,6 +32,15 @@ def test_verdicts_name_the_deciding_expression(body, klass, expr):
     assert v.site.expression == expr and v.site.line >= 1
 
 
+def test_a_condition_wrapper_hands_nothing_on():
+    # unlikely() is the condition, not a callee given the mm.
+    read = verdict("{\n\tif (unlikely(vma->vm_mm != d->mm))\n\t\treturn -EINVAL;\n"
+                   "\treturn 0;\n}")
+    assert read.klass == Klass.FIELDS
+    passed = verdict("{\n\tmmgrab(vma->vm_mm);\n\treturn 0;\n}")
+    assert passed.klass == Klass.NEEDS_VMA and passed.notes == ("page-table work on vma->vm_mm",)
+
+
 def test_a_mapping_call_is_never_an_action_under_proto():
     v = verdict("{\n\treturn remap_pfn_range(vma, vma->vm_start, pfn, PAGE_SIZE, "
                 "vma->vm_page_prot);\n}", "proto")

@@ -33,7 +33,7 @@ from . import reroll as rr
 from .errors import MmconvertError, UsageError
 from .gitrepo import GitTree
 from .maintainers import Maintainers, recipients, subject_prefix
-from .model import ApiFacts, Change, ChangeDetail, FileWarning, Handler, HandlerChange
+from .model import ApiFacts, Change, ChangeDetail, FileWarning, Handler, HandlerChange, Klass
 from .seriescache import Entry, SeriesCache
 from .tree import ACTIONS_C, HEADERS
 
@@ -228,9 +228,18 @@ def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
     p.body = wrap(env.get_template(f"changelog-{p.stage}.j2").render(**ctx))
 
 
+def technique(d: HandlerChange) -> str:
+    """How a handler moved, as the cover letter counts them."""
+    if d.replaced_by_helper:
+        return "library"
+    return "action" if d.klass == Klass.ACTION else "fields"
+
+
 def census(changes: list[Change], skipped: list[Handler]) -> dict:
     conv = [d for ch in changes if ch.stage == "conversion" for d in ch.details]
     return {
+        "techniques": dict(sorted(collections.Counter(
+            technique(d) for d in conv if isinstance(d, HandlerChange)).items())),
         "converted": len(conv) or sum(len(ch.handlers) for ch in changes
                                       if ch.stage == "conversion"),
         "library": sum(max(1, len(ch.details)) for ch in changes if ch.stage == "library"),

@@ -25,6 +25,7 @@ import typer
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
+from . import boot as bootmod
 from . import build as buildmod
 from .errors import ToolMissing, TreeError, UsageError
 from .gitrepo import GitTree
@@ -485,12 +486,14 @@ BuildOpt = typer.Option(False, "--build",
 JsonOpt = typer.Option(None, "--json", help="write the results as JSON to FILE")
 JunitOpt = typer.Option(None, "--junit", help="write JUnit XML for CI to FILE")
 MakeJobsOpt = typer.Option(None, "--jobs", "-j", help="make jobs (default: number of cores)")
+BootOpt = typer.Option(False, "--boot", help="boot the base and the series (x86_64 tinyconfig "
+                       "in qemu) and compare what mmap gives for every path a probe reaches")
 
 
 def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | None = BaseOpt,
                    checkpatch: bool = CheckpatchOpt, build: bool = BuildOpt,
                    json_file: Path | None = JsonOpt, junit_file: Path | None = JunitOpt,
-                   jobs: int | None = MakeJobsOpt):
+                   jobs: int | None = MakeJobsOpt, boot: bool = BootOpt):
     """Check that a patch series applies, is well formed, passes checkpatch and
     builds at every step.  Exit 0: all passed, 1: something failed, 2: usage."""
     from .ui import check_output_file, run
@@ -499,17 +502,20 @@ def verify_command(series: Path = SeriesArg, tree: Path = TreeOpt, base: str | N
         check_output_file(json_file, "--json")
         check_output_file(junit_file, "--junit")
         rep = verify(series, tree, base, checkpatch, build, jobs)
+        booted = bootmod.boot_check(series, tree, rep.base, jobs) if boot else None
+        out = rep.to_json() | ({"boot": booted.to_json(),
+                                "passed": rep.passed and booted.passed} if booted else {})
         try:
-            for path, text in ((json_file, lambda: json.dumps(rep.to_json(), indent=1) + "\n"),
+            for path, text in ((json_file, lambda: json.dumps(out, indent=1) + "\n"),
                                (junit_file, lambda: junit_xml(rep))):
                 if path:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text())
         except OSError as e:
             raise UsageError(f"cannot write results: {e}") from None
-        return rep
+        return rep, booted
 
-    rep = run(go)
-    print(summary_text(rep), end="")
-    raise typer.Exit(0 if rep.passed else 1)
+    rep, booted = run(go)
+    print(summary_text(rep) + (bootmod.summary_text(booted) if booted else ""), end="")
+    raise typer.Exit(0 if rep.passed and (booted is None or booted.passed) else 1)
 

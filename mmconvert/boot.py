@@ -7,7 +7,7 @@ Stages, each handing a frozen record to the next:
    `.mmap = old` / `.mmap_prepare = new` lines), the objects the series
    touches and the Kconfig symbols that build them in (from the
    `obj-$(CONFIG_X)` lines along each object's directory chain).
-2. `Kernels`: one configuration (x86_64 tinyconfig + kvm_guest.config +
+2. `BootBuild`: one configuration (x86_64 tinyconfig + kvm_guest.config +
    what the probe needs + those symbols, each checked in `.config`), built
    once at the base in a cached `O=` directory and again, incrementally,
    with the series' files; both bzImages are cached (key: base commit +
@@ -205,19 +205,6 @@ def _config_values(config: Path) -> dict[str, str]:
 
 
 # -- stage 2: the two kernels -------------------------------------------------------
-@dataclass(frozen=True)
-class Kernels:
-    """The boot kernels of one series and what it took to get them."""
-
-    base_image: Path
-    series_image: Path
-    gen_init_cpio: Path
-    config_note: str
-    missing: tuple[str, ...]          # wanted symbols that did not end up =y
-    build_seconds: float
-    cached: bool                      # both images came from the cache
-
-
 class BootBuild:
     """A cached O= directory per base commit + configuration inputs; its
     own source tree hard-linked from the first worktree (Kbuild records
@@ -567,6 +554,15 @@ def boot(qemu: str, name: str, kernel: Path, initrd: Path, timeout: int = QEMU_T
     start = time.monotonic()     # the KVM check apart: it is paid once a run
     text, finished, probe_secs = _qemu(qemu, kernel, initrd, accel, timeout)
     secs = round(time.monotonic() - start, 1)
+    return parse_console(name, text, finished, timeout, dataclasses.replace(
+        Boot(name, False, ""), seconds=secs, accel=accel, probe_seconds=probe_secs))
+
+
+def parse_console(name: str, text: str, finished: bool, timeout: int, run: Boot) -> Boot:
+    """The probe's records out of one boot's console; `run` carries the
+    times.  No begin marker, or no end marker, is a failed boot with the
+    console's tail."""
+    secs, accel = run.seconds, run.accel
     lines = [ln.rstrip("\r") for ln in text.splitlines()]
     # The firmware's escape codes may precede a marker on its line.
     lines = [START if ln.endswith(START) else END if ln.endswith(END) else ln for ln in lines]
@@ -588,6 +584,8 @@ def boot(qemu: str, name: str, kernel: Path, initrd: Path, timeout: int = QEMU_T
             j = json.loads(ln)
         except ValueError:
             continue   # a kernel message on the console
+        if not isinstance(j, dict):
+            continue
         if "case" in j:
             outcomes[(j["path"], j["case"])] = Outcome(j["result"], j.get("mode", ""),
                                                        j.get("vmflags", ""), j.get("sum", ""))
@@ -597,9 +595,12 @@ def boot(qemu: str, name: str, kernel: Path, initrd: Path, timeout: int = QEMU_T
             called[j["path"]] = tuple(j["called"])
         elif "trace_filter" in j:
             filt[j["trace_filter"]] = j["result"]
+        elif "trace" in j:
+            filt["(tracer)"] = f"{j['trace']} ({j.get('errno', '')})"
         elif "paths" in j:
             paths = j["paths"]
-    return Boot(name, True, "", outcomes, called, filt, paths, secs, accel, probe_secs)
+    return dataclasses.replace(run, ok=True, outcomes=outcomes, called=called,
+                               trace_filter=filt, paths=paths)
 
 
 # -- stage 4: the comparison ------------------------------------------------------------
@@ -678,6 +679,11 @@ def compare(base: Boot, series: Boot, handlers: list[Handler]
         else:
             status = "not reached"
         detail = ""
+        tracer = base.trace_filter.get("(tracer)") or series.trace_filter.get("(tracer)")
+        if not where and tracer:
+            results.append(HandlerResult(f"{h.old} -> {h.new}", h.file, "not reached", (),
+                                         f"ftrace did not run: {tracer}"))
+            continue
         if not where:
             filt = [f"{n}: {series.trace_filter.get(n) or base.trace_filter.get(n)}"
                     for n in (h.old, h.new)

@@ -74,3 +74,46 @@ def test_boot_on_a_tree_that_is_not_a_kernel_is_one_line(sample_tree, tmp_path):
     assert r.stderr.splitlines()[-1] == (f"mmconvert: {sample_tree}: --boot needs a Linux kernel tree with "
                         "arch/x86 (it boots x86_64 kernels)")
     assert "Traceback" not in r.stderr
+
+
+BEGIN, END = boot.START, boot.END
+
+
+def _console(*lines: str) -> str:
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _parse(text: str, finished: bool = True) -> Boot:
+    return boot.parse_console("series", text, finished, 240, Boot("series", False, "",
+                                                                  seconds=3.0))
+
+
+def test_the_probes_records_are_read_between_its_markers_past_kernel_messages():
+    b = _parse(_console(
+        "SeaBIOS", "\x1bc\x1b[2J" + BEGIN,
+        '{"trace_filter":"foo_mmap_prepare","result":"ok"}',
+        '{"path":"/dev/foo","mode":"rw","case":"r-shared-off0-1p","result":"ok",'
+        '"vmflags":"rd sh","sum":""}',
+        "[    1.0] a kernel message",
+        '{"path":"/dev/bar","open":"EACCES"}',
+        '{"path":"/dev/foo","called":["foo_mmap_prepare"]}', '{"paths":2}', END))
+    assert b.ok and b.paths == 2
+    assert b.outcomes == {("/dev/foo", "r-shared-off0-1p"): Outcome("ok", "rw", "rd sh"),
+                          ("/dev/bar", "open"): Outcome("EACCES")}
+    assert b.called == {"/dev/foo": ("foo_mmap_prepare",)}
+
+
+def test_a_kernel_that_never_starts_the_probe_fails_with_the_consoles_tail():
+    b = _parse(_console("Kernel panic - not syncing: VFS: Unable to mount root fs"))
+    assert not b.ok
+    assert b.error.startswith("series kernel: no probe output after 3.0 s (the probe never "
+                              "started); console tail:\n")
+    assert b.error.endswith("Unable to mount root fs")
+
+
+def test_a_probe_that_stops_before_its_end_marker_fails():
+    crashed = _parse(_console(BEGIN, '{"paths":1}', "Kernel panic - not syncing: Attempted "
+                              "to kill init!"))
+    assert not crashed.ok and "the probe crashed before the probe's end marker" in crashed.error
+    slow = _parse(_console(BEGIN, '{"paths":1}'), finished=False)
+    assert not slow.ok and "timed out after 240 s before the probe's end marker" in slow.error

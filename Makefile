@@ -2,7 +2,9 @@
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
-APT_PKGS := coccinelle flex bison bc libelf-dev libssl-dev perl git
+APT_PKGS := coccinelle flex bison bc libelf-dev libssl-dev perl git libc6-dev
+# verify --boot: qemu without its recommends (no GUI, no firmware extras).
+APT_BARE := qemu-system-x86
 DEMO_OUT ?= out/demo
 PYTEST_ARGS ?=
 
@@ -19,6 +21,14 @@ apt:
 	if [ -n "$$missing" ]; then \
 		echo "setup: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@missing=$$(for p in $(APT_BARE); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed

@@ -136,13 +136,16 @@ def verify_command(
                                            help="write JUnit XML for CI to FILE"),
     jobs: int | None = typer.Option(None, "--jobs", "-j",
                                     help="make jobs (default: number of cores)"),
+    boot: bool = typer.Option(False, "--boot",
+                              help="boot the base and the series (x86_64 tinyconfig in qemu) "
+                              "and compare what mmap gives for every path a probe reaches"),
 ):
     """Check that a patch series applies, is well formed, passes checkpatch and
     builds at every step.  Exit 0: all passed, 1: something failed, 2: usage."""
     from . import verify
 
     passed = verify.run_verify(series, tree=tree, base=base, checkpatch=checkpatch, build=build,
-                               json_file=json_file, junit_file=junit_file, jobs=jobs)
+                               json_file=json_file, junit_file=junit_file, jobs=jobs, boot=boot)
     raise typer.Exit(0 if passed else 1)
 
 

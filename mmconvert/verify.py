@@ -23,6 +23,7 @@ from pathlib import Path
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
+from . import boot as bootmod
 from . import build as buildmod
 from . import runner
 from .errors import ToolMissing, TreeError, UsageError
@@ -472,26 +473,31 @@ def junit_xml(rep: Report) -> str:
 
 
 def run_verify(series: Path, *, tree: Path, base: str | None, checkpatch: bool, build: bool,
-               json_file: Path | None, junit_file: Path | None, jobs: int | None) -> bool:
-    """`mmconvert verify`: check the series, write the results asked for and
-    print the summary; True if everything passed."""
+               json_file: Path | None, junit_file: Path | None, jobs: int | None,
+               boot: bool = False) -> bool:
+    """`mmconvert verify`: check the series (and with `boot`, what mmap gives
+    in a VM before and after it), write the results asked for and print the
+    summary; True if everything passed."""
     from .ui import check_output_file, run
 
     def go():
         check_output_file(json_file, "--json")
         check_output_file(junit_file, "--junit")
         rep = verify(series, tree, base, checkpatch, build, jobs)
+        booted = bootmod.boot_check(series, tree, rep.base, jobs) if boot else None
+        out = rep.to_json() | ({"boot": booted.to_json(),
+                                "passed": rep.passed and booted.passed} if booted else {})
         try:
-            for path, text in ((json_file, lambda: json.dumps(rep.to_json(), indent=1) + "\n"),
+            for path, text in ((json_file, lambda: json.dumps(out, indent=1) + "\n"),
                                (junit_file, lambda: junit_xml(rep))):
                 if path:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text())
         except OSError as e:
             raise UsageError(f"cannot write results: {e}") from None
-        return rep
+        return rep, booted
 
-    rep = run(go)
-    print(summary_text(rep), end="")
-    return rep.passed
+    rep, booted = run(go)
+    print(summary_text(rep) + (bootmod.summary_text(booted) if booted else ""), end="")
+    return rep.passed and (booted is None or booted.passed)
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import runner, scratch
-from .build import _first_error, _git_blob, _make_env, cache_root, is_kbuild
+from .build import BuildSetupError, _first_error, _make_env, cache_root, is_kbuild, populate_src, put_base
 from .errors import MmconvertError, ToolMissing, UsageError
 from .gitrepo import GitTree
 
@@ -258,15 +258,10 @@ class BootBuild:
         if self.dir.exists():
             shutil.rmtree(self.dir)   # an interrupted first run
         self.dir.mkdir(parents=True)
-        tmp = self.dir / "src.tmp"
-        p = runner.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False)
-        if p.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            p = runner.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False)
-            if p.returncode != 0:
-                raise BootSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
-        (tmp / ".git").unlink(missing_ok=True)
-        tmp.rename(self.src)
+        try:
+            populate_src(self.wt, self.src)
+        except BuildSetupError as e:
+            raise BootSetupError(str(e)) from None
         self.images.mkdir()
 
     def _restore(self) -> None:
@@ -275,16 +270,7 @@ class BootBuild:
             self._manifest.unlink()
 
     def _put_base(self, paths: list[str]) -> None:
-        for p in paths:
-            dst = self.src / p
-            ok, data = _git_blob(self.wt, self.base, p)
-            if ok:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, dst)
-            elif dst.is_file() or dst.is_symlink():
-                dst.unlink()
+        put_base(self.wt, self.base, self.src, paths)
 
     def configure(self, gt: GitTree) -> tuple[str, tuple[str, ...]]:
         """tinyconfig + kvm_guest.config + the wanted symbols (and the plain

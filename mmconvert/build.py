@@ -422,17 +422,7 @@ class BuildCache:
         return f"prepared {self.objdir} ({self.arch} {CONFIG} + prepare: {secs:.0f} s)"
 
     def _populate(self) -> None:
-        """The build's own source tree: hard links to the worktree at the base
-        (a copy where links cannot be made)."""
-        tmp = self.dir / "src.tmp"
-        p = runner.run(["cp", "-al", f"{self.wt.path}/.", str(tmp)], check=False)
-        if p.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            p = runner.run(["cp", "-a", f"{self.wt.path}/.", str(tmp)], check=False)
-            if p.returncode != 0:
-                raise BuildSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
-        (tmp / ".git").unlink(missing_ok=True)
-        tmp.rename(self.src)
+        populate_src(self.wt, self.src)
 
     def _restore(self, changed: Sequence[str] = ()) -> None:
         """Put paths an earlier run changed back to the base, from the base
@@ -457,16 +447,7 @@ class BuildCache:
     def put_base(self, paths: list[str]) -> None:
         """The build's sources for `paths` as they are at the base (they are
         in the manifest already: `sync` put them there)."""
-        for p in paths:
-            dst = self.src / p
-            status, text = _git_blob(self.wt, self.base, p)
-            if status:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(dst.name + ".mmconvert-tmp")
-                tmp.write_bytes(text)
-                os.replace(tmp, dst)
-            elif dst.is_file() or dst.is_symlink():
-                dst.unlink()
+        put_base(self.wt, self.base, self.src, paths)
 
     def _copy(self, paths: list[str]) -> None:
         for p in paths:
@@ -625,6 +606,35 @@ class KbuildBuilder(Builder):
 
     def put_base(self, paths: list[str]) -> None:
         self.cache.put_base(paths)
+
+
+def populate_src(wt: GitTree, src: Path) -> None:
+    """A build's own source tree at `src`: hard links to the worktree at the
+    base (a copy where links cannot be made)."""
+    tmp = src.with_name(src.name + ".tmp")
+    p = runner.run(["cp", "-al", f"{wt.path}/.", str(tmp)], check=False)
+    if p.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        p = runner.run(["cp", "-a", f"{wt.path}/.", str(tmp)], check=False)
+        if p.returncode != 0:
+            raise BuildSetupError(f"cannot copy the tree to {tmp}: {p.stderr.strip()}")
+    (tmp / ".git").unlink(missing_ok=True)
+    tmp.rename(src)
+
+
+def put_base(wt: GitTree, base: str, src: Path, paths: list[str]) -> None:
+    """A build source tree's `paths` as they are at `base` (a path the base
+    does not have goes), each replaced in one rename."""
+    for p in paths:
+        dst = src / p
+        ok, data = _git_blob(wt, base, p)
+        if ok:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".mmconvert-tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, dst)
+        elif dst.is_file() or dst.is_symlink():
+            dst.unlink()
 
 
 def _git_blob(wt: GitTree, rev: str, path: str) -> tuple[bool, bytes]:

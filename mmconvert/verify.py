@@ -423,8 +423,9 @@ def _on(o) -> str:
     return f"{o.object} [{o.arch}]" if o.arch and o.arch != buildmod.ARCH else o.object
 
 
-def junit_xml(rep: Report) -> str:
-    """One testcase per patch and check, for CI test reports."""
+def junit_xml(rep: Report, booted: bootmod.BootReport | None = None) -> str:
+    """One testcase per patch and check (and with `booted`, per converted
+    handler as the boot comparison found it), for CI test reports."""
     suite = ET.Element("testsuite", name="mmconvert verify")
     cases = []
 
@@ -464,6 +465,18 @@ def junit_xml(rep: Report) -> str:
                          skipped=f"does not build at the base either: {o.reason}")
                 else:
                     case(cls, f"build {o.object}")
+    if booted is not None:
+        case("boot", "base and series kernels", booted.error or None)
+        for h in booted.handlers:
+            where = f"boot {h.file}"
+            if h.status == "differs":
+                diffs = [f"{d.path} {d.case}: {d.base} -> {d.series}"
+                         for d in booted.differences if h.handler.split(" -> ")[0] in d.handlers]
+                case(where, h.handler, "\n".join(diffs) or "differs")
+            elif h.status == "same":
+                case(where, h.handler, out="\n".join(h.paths))
+            else:
+                case(where, h.handler, skipped=f"{h.status}: {h.detail}" if h.detail else h.status)
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(f is not None for f, _ in cases)))
     suite.set("skipped", str(sum(s is not None for _, s in cases)))
@@ -489,7 +502,7 @@ def run_verify(series: Path, *, tree: Path, base: str | None, checkpatch: bool, 
                                 "passed": rep.passed and booted.passed} if booted else {})
         try:
             for path, text in ((json_file, lambda: json.dumps(out, indent=1) + "\n"),
-                               (junit_file, lambda: junit_xml(rep))):
+                               (junit_file, lambda: junit_xml(rep, booted))):
                 if path:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text())

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,14 @@ def selinux_series(cached_kernel, tmp_path_factory):
 def boot_verify(series: Path, tree: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess,
                                                                    dict]:
     before = tree_state(tree)
-    j = tmp_path / "verify.json"
-    r = mmconvert("verify", series, "--tree", tree, "--boot", "--json", j)
+    j, x = tmp_path / "verify.json", tmp_path / "verify.xml"
+    r = mmconvert("verify", series, "--tree", tree, "--boot", "--json", j, "--junit", x)
     assert tree_state(tree) == before
     assert j.is_file(), r.stdout + r.stderr
-    return r, json.loads(j.read_text())
+    data = json.loads(j.read_text())
+    data["junit"] = {c.get("name"): c for c in ET.parse(x).getroot().iter("testcase")
+                     if (c.get("classname") or "").startswith("boot")}
+    return r, data
 
 
 def test_boot_the_7_3_selinux_series_maps_alike_on_both_kernels(selinux_series, tmp_path):
@@ -72,6 +76,11 @@ def test_boot_the_7_3_selinux_series_maps_alike_on_both_kernels(selinux_series, 
     assert f"{STATUS}: same (ran for /sys/fs/selinux/status)" in r.stdout
     assert f"{POLICY}: not reached: no probed path ran it" in r.stdout
     assert "boot result: PASS: 0 differences" in r.stdout
+    # CI's test report says the same, a case per handler.
+    cases = data["junit"]
+    assert cases[STATUS].find("failure") is None and cases[STATUS].find("skipped") is None
+    assert cases[POLICY].find("skipped") is not None
+    assert cases["base and series kernels"].find("failure") is None
 
 
 def test_boot_a_mutated_selinux_series_fails_naming_the_handler(selinux_series, tmp_path):
@@ -101,3 +110,5 @@ def test_boot_a_mutated_selinux_series_fails_naming_the_handler(selinux_series, 
     assert ("DIFFERS /sys/fs/selinux/status r-shared-off0-1p [sel_mmap_handle_status]"
             in r.stdout)
     assert "boot result: FAIL" in r.stdout
+    failure = data["junit"][STATUS].find("failure")
+    assert failure is not None and "/sys/fs/selinux/status r-shared-off0-1p" in failure.text

@@ -133,14 +133,20 @@ class Body:
         j = i
         while j >= 2 and self.toks[j - 1].text in ("->", "."):
             k = j - 2
-            if self.toks[k].text == ")":
+            # a->ops[i]->mmap, READ_ONCE(a->ops)->mmap: back over the group.
+            while self.toks[k].text in (")", "]"):
+                close, open_ = self.toks[k].text, "(" if self.toks[k].text == ")" else "["
                 depth = 0
                 while k > 0:
-                    depth += (self.toks[k].text == ")") - (self.toks[k].text == "(")
+                    depth += (self.toks[k].text == close) - (self.toks[k].text == open_)
                     if depth == 0:
                         break
                     k -= 1
-                k -= 1 if k > 0 and re.match(r"[A-Za-z_]\w*$", self.toks[k - 1].text) else 0
+                if k > 0 and re.match(r"[A-Za-z_]\w*$", self.toks[k - 1].text) \
+                        and self.toks[k - 1].text not in KEYWORDS:
+                    k -= 1
+                elif open_ == "(":
+                    break
             j = k
         return j
 
@@ -414,6 +420,13 @@ def _follow(body: Body, u: Use, file: str, api: ApiFacts, lookup: Lookup,
     if member is not None:
         table = lookup.table(body, member, file)
         start = body.operand_start(member)
+        if body.toks[start].text == body.vma:
+            # vma->vm_ops->open(vma): the VMA's own callback, not a table.
+            return Verdict(Klass.NEEDS_VMA, Site(file, u.line, body.text(
+                start, body.match_paren(i + 1))), (f"calls {body.text(start, member)}()",))
+        if table == "struct file_operations":
+            return Verdict(Klass.FORWARDER, Site(file, u.line, body.text(
+                start, body.match_paren(i + 1))), ("forwards to another file",))
         how = f"{table} .{body.toks[member].text}()" if table else \
             f"{body.text(start, member)}()"
         expr = body.text(body.operand_start(i), body.match_paren(i + 1))

@@ -25,8 +25,11 @@ _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 # The mm and DMA core (and each architecture's page-table headers) are the
 # API the descriptor stands in for: a vma handed to them is page-table
 # work, named at the call, not followed.
-CORE = re.compile(r"^(mm/|kernel/dma/|include/linux/(mm|dma-mapping)\.h$|.*pgtable[^/]*\.h$)")
-_DEF_NAME = re.compile(r"^[A-Za-z_][^(=;]*?\b(\w+)\s*\(")
+CORE = re.compile(r"^(mm/|kernel/dma/|include/asm-generic/|tools/|include/linux/(mm|mm_types|"
+                  r"mm_inline|huge_mm|hugetlb|dma-mapping|dma-map-ops)\.h$|.*pgtable[^/]*\.h$)")
+# A definition's name: after its return type, or alone at the start of a
+# line (`static int\nfoo(...)`).
+_DEF_NAME = re.compile(r"^(?:[A-Za-z_][^(=;]*?\b)?(\w+)\s*\(")
 _INCLUDE = re.compile(r'^#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 
 
@@ -79,13 +82,30 @@ class Tree:
         """The definition of `name` nearest to file `near` whose parameter
         `arg` is a `struct vm_area_struct *`, as a Body over that parameter;
         None for the mm core and for what the tree does not define."""
-        for f, n in sorted(self._functions().get(name, ()), key=lambda fn: _distance(fn[0], near)):
-            if CORE.match(f):
-                return None
-            found = self._body(name, f, n, arg)
-            if found is not None:
-                return found
-        return None
+        defs = [(f, n) for f, n in self._functions().get(name, ())
+                if self._defines(f, n)
+                and (f == near or f.endswith(".h") or not self._static(f, n))]
+        if not defs:
+            return None
+        # The nearest definition is the one the caller gets (another
+        # architecture's is not: each architecture's code is its own core).
+        f, n = min(defs, key=lambda fn: _distance(fn[0], near))
+        arch = re.match(r"arch/[^/]+/", f)
+        if CORE.match(f) or (arch and not near.startswith(arch.group())):
+            return None
+        return self._body(name, f, n, arg)
+
+    def _defines(self, f: str, n: int) -> bool:
+        try:
+            function_span(self.lines(f), n)
+        except ValueError:
+            return False    # a prototype
+        return True
+
+    def _static(self, f: str, n: int) -> bool:
+        lines = self.lines(f)
+        head = " ".join(lines[max(0, n - 2):n])
+        return bool(re.search(r"\bstatic\b", head))
 
     def _body(self, name: str, f: str, n: int, arg: int) -> Helper | None:
         lines = self.lines(f)
@@ -138,8 +158,9 @@ class Tree:
             except ValueError:
                 continue
             decl = strip_comments("\n".join(lines[n:end]))
-            m = re.search(rf"\bstruct\s+(\w+)\s*(?:\*\s*(?:const\s+)?)*(?:__rcu\s+)?"
-                          rf"{re.escape(member)}\s*;", decl)
+            # `const struct x_ops *ops;`, `struct x __rcu *p;`, `struct x_ops ops;`
+            m = re.search(rf"\bstruct\s+(\w+)\s*(?:__rcu\s*)?(?:\*\s*(?:const\s+)?)*"
+                          rf"(?:__rcu\s+)?{re.escape(member)}\s*(?:\[[^]]*\]\s*)?;", decl)
             if m:
                 return m.group(1)
         return None
@@ -219,6 +240,15 @@ def _operand(body: Body, i: int) -> list[str] | None:
     j = i - 1
     while j >= 1 and toks[j].text in ("->", "."):
         j -= 1
+        if toks[j].text == "]":
+            # ops[i]->mmap: the element has the array's type.
+            depth = 0
+            while j > 0:
+                depth += (toks[j].text == "]") - (toks[j].text == "[")
+                if depth == 0:
+                    break
+                j -= 1
+            j -= 1
         if toks[j].text == ")":
             # READ_ONCE(x->ops)->mmap: the wrapper's argument.
             depth, k = 0, j

@@ -40,6 +40,7 @@ struct fdev {
 	const struct follow_ops *ops;
 	void *priv;
 	int users;
+	const struct follow_ops *tables[2];
 };
 
 struct fvideo {
@@ -120,6 +121,32 @@ static int fdev_counted_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
+static int
+fdev_col0(struct fdev *d, struct vm_area_struct *vma)
+{
+	d->priv = vma;
+	return 0;
+}
+
+static int fdev_col0_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return fdev_col0(file->private_data, vma);
+}
+
+static int fdev_open_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	vma->vm_ops = NULL;
+	vma->vm_ops->open(vma);
+	return 0;
+}
+
+static int fdev_array_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct fdev *d = file->private_data;
+
+	return d->tables[0]->mmap(d, vma);
+}
+
 static const struct file_operations fdev_fops[] = {
 	{ .mmap = fdev_dispatch_mmap, },
 	{ .mmap = fdev_pointer_mmap, },
@@ -128,6 +155,9 @@ static const struct file_operations fdev_fops[] = {
 	{ .mmap = fdev_checked_mmap, },
 	{ .mmap = fdev_core_mmap, },
 	{ .mmap = fdev_counted_mmap, },
+	{ .mmap = fdev_col0_mmap, },
+	{ .mmap = fdev_open_mmap, },
+	{ .mmap = fdev_array_mmap, },
 };
 """
 
@@ -206,3 +236,22 @@ def test_a_count_kept_by_hand_is_a_side_effect(followed):
     assert h["class"] == "needs-vma"
     assert h["reason"]["expression"] == "d->users++;"
     assert h["notes"] == ["side effect that must happen once per created VMA"]
+
+
+def test_a_helper_named_at_the_start_of_its_line_is_followed(followed):
+    h = followed["fdev_col0_mmap"]
+    assert h["via"] == ["fdev_col0"] and h["notes"] == ["uses the vma pointer itself"]
+
+
+def test_the_vmas_own_callback_is_not_a_second_ops_table(followed):
+    h = followed["fdev_open_mmap"]
+    assert h["class"] == "needs-vma"
+    assert h["reason"]["expression"] == "vma->vm_ops->open(vma)"
+    assert h["notes"] == ["calls vma->vm_ops->open()"]
+
+
+def test_a_dispatch_through_an_array_member_is_named_whole(followed):
+    h = followed["fdev_array_mmap"]
+    assert h["class"] == "dispatcher"
+    assert h["reason"]["expression"] == "d->tables[0]->mmap(d, vma)"
+    assert h["notes"] == ["hands the vma to struct follow_ops .mmap()"]

@@ -37,7 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import runner, scratch
-from .build import BuildSetupError, _first_error, _make_env, cache_root, is_kbuild, populate_src, put_base
+from .build import (
+    BuildSetupError,
+    _first_error,
+    _make_env,
+    cache_root,
+    evict_lru,
+    is_kbuild,
+    populate_src,
+    put_base,
+)
 from .errors import MmconvertError, ToolMissing, UsageError
 from .gitrepo import GitTree
 
@@ -361,20 +370,7 @@ class BootBuild:
 def evict_boot_builds(keep: int, current: Path) -> list[Path]:
     """Remove all but the `keep` most recently used boot build directories
     (never `current`, nor one another run holds)."""
-    root = cache_root()
-    dirs = [d for d in root.glob(f"*-{ARCH}-boot-*") if d.is_dir() and d != current]
-    dirs.sort(key=lambda d: (d / "configured").stat().st_mtime
-              if (d / "configured").is_file() else 0, reverse=True)
-    removed = []
-    for d in dirs[max(keep - 1, 0):]:
-        with open(root / f"{d.name}.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
+    return evict_lru(f"*-{ARCH}-boot-*", "configured", keep, current)
 
 
 # -- stage 3: the probe and the boot ---------------------------------------------------

@@ -324,9 +324,19 @@ class Builder:
 def evict_builds(keep: int, current: Path, arch: str = ARCH) -> list[Path]:
     """Remove all but the `keep` most recently used build directories of
     `arch` (never `current`, nor one another run holds); return those removed."""
+    removed = evict_lru(f"*-{_tag(arch)}-{CONFIG}", "prepared", keep, current)
+    for d in removed:
+        log.info("removed the least recently used build directory %s", d)
+    return removed
+
+
+def evict_lru(pattern: str, stamp: str, keep: int, current: Path) -> list[Path]:
+    """Of the cache's directories matching `pattern`, remove all but the
+    `keep` whose `stamp` file was touched last (never `current`, nor one
+    another run holds the lock of); return those removed."""
     root = cache_root()
-    dirs = [d for d in root.glob(f"*-{_tag(arch)}-{CONFIG}") if d != current and d.is_dir()]
-    dirs.sort(key=lambda d: (d / "prepared").stat().st_mtime if (d / "prepared").is_file()
+    dirs = [d for d in root.glob(pattern) if d != current and d.is_dir()]
+    dirs.sort(key=lambda d: (d / stamp).stat().st_mtime if (d / stamp).is_file()
               else 0, reverse=True)
     removed = []
     for d in dirs[max(keep - 1, 0):]:
@@ -337,8 +347,6 @@ def evict_builds(keep: int, current: Path, arch: str = ARCH) -> list[Path]:
                 continue  # in use by another run
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
-    for d in removed:
-        log.info("removed the least recently used build directory %s", d)
     return removed
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from .model import ApiFacts, Klass, Site
+from .model import ApiFacts, Klass, Site, VmaHelper, VmaOpen
 from .vmafacts import (
     DESC_FIELDS,
     FLAG_CALLS,
@@ -276,6 +276,9 @@ class Verdict:
     notes: tuple[str, ...] = ()
     via: tuple[str, ...] = ()   # the helpers, outermost first, the site is reached through
     mapping_ends: str = ""      # ACTION: "return" (returns its result) or "if" (tests it)
+    # Helpers (outermost first) whose own use of the vma converts with it.
+    helpers: tuple[VmaHelper, ...] = ()
+    opens: VmaOpen | None = None    # the .open call that becomes .mapped
 
 
 class Lookup(Protocol):
@@ -284,6 +287,10 @@ class Lookup(Protocol):
     def helper(self, name: str, arg: int, near: str) -> Helper | None: ...
 
     def table(self, body: Body, i: int, near: str) -> str | None: ...
+
+    def vm_ops(self, name: str, file: str) -> tuple[dict[str, str], bool] | None: ...
+
+    def names(self, name: str, file: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -318,6 +325,7 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
     mapping = []
     notes: list[str] = []
     helpers: list[Verdict] = []     # helpers whose own use of the vma converts
+    opens: VmaOpen | None = None
     for u in body.uses:
         site = Site(file, u.line, u.expr)
         if u.kind == "field":
@@ -345,6 +353,14 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
         if u.name in MAPPING_CALLS and u.arg == 0:
             mapping.append(u)
             continue
+        if lookup is not None and depth == 0 and api.has_mapped and u.kind == "call" \
+                and opens is None:
+            found = _opens(body, u, file, lookup)
+            if isinstance(found, str):
+                return Verdict(Klass.NEEDS_VMA, Site(file, u.line, u.expr), (found,))
+            if found is not None:
+                opens = found
+                continue
         if lookup is not None:
             followed = _follow(body, u, file, api, lookup, depth)
             if followed is not None and followed.klass.convertible:
@@ -367,9 +383,9 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
         return Verdict(Klass.NEEDS_VMA, Site(file, body.toks[counted].line,
                                              body.text(*body.statement(counted))),
                        ("side effect that must happen once per created VMA",))
-    if helpers:
-        # Everything else converts: only the helper is in the way.
-        return Verdict(Klass.NEEDS_VMA, helpers[0].site, helpers[0].notes)
+    # The helpers convert with it (inventory holds them back when another
+    # caller keeps a vma).
+    taken = tuple(dict.fromkeys(x for v in helpers for x in v.helpers))
     if mapping:
         first = mapping[0]
         site = Site(file, first.line, first.expr)
@@ -385,8 +401,55 @@ def classify_body(body: Body, file: str, api: ApiFacts, lookup: Lookup | None = 
         unbounded = _unbounded_size(body, idx, first.name, file)
         if unbounded is not None:
             return unbounded
-        return Verdict(Klass.ACTION, site, (how,), mapping_ends=how)
-    return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes))
+        if opens is not None:
+            # The .open call comes after the mapping call: not the tail.
+            return Verdict(Klass.NEEDS_VMA, site, (f"work after {first.name}()",))
+        return Verdict(Klass.ACTION, site, (how,), mapping_ends=how, helpers=taken)
+    return Verdict(Klass.FIELDS, _first_site(body, file), tuple(notes), helpers=taken,
+                   opens=opens)
+
+
+def _opens(body: Body, u: Use, file: str, lookup: Lookup) -> VmaOpen | str | None:
+    """`X(vma); return 0;` ending the handler, where X is the `.open` of the
+    vm_operations_struct the handler installs (`vma->vm_ops = &ops;`, a
+    table of this file no other code installs, with no `.mapped` yet) and
+    X only reads the VMA's private data and file: what X does for each
+    new VMA is what a `.mapped` callback does (upstream's tcmu and stm).
+    A str says why such a call cannot move; None is not such a call."""
+    toks, i = body.toks, u.at
+    end = body.match_paren(i + 1)
+    if u.arg != 0 or body.text(i, end) != f"{u.name}({body.vma})" \
+            or toks[i - 1].text not in (";", "{", "}") \
+            or [t.text for t in toks[end + 1:]] != [";", "return", "0", ";", "}"]:
+        return None
+    text = " ".join(t.text for t in toks)
+    m = re.search(rf"(?<![\w.>]){re.escape(body.vma)} -> vm_ops = & (\w+) ;", text)
+    if m is None:
+        return None
+    table = m.group(1)
+    found = lookup.vm_ops(table, file)
+    if found is None or found[0].get("open") != u.name:
+        return None
+    ops, shared = found
+    helper = lookup.helper(u.name, 0, file)
+    if helper is None or helper.file != file \
+            or not re.search(rf"\bvoid\s+{re.escape(u.name)}\s*\(", helper.body.header):
+        return None
+    why = f"{u.name}() does for each new VMA what a .mapped callback would, but "
+    if shared:
+        return why + f"{table} is installed elsewhere too, and .mapped would run for those " \
+            "mappings as well"
+    if "mapped" in ops:
+        return why + f"{table} has a .mapped callback already"
+    other = next((x for x in helper.body.uses if not (
+        x.kind == "field" and x.name in ("vm_private_data", "vm_file") and not x.write)), None)
+    if other is not None:
+        return why + f"it uses the VMA itself ({other.expr}, line {other.line}), which " \
+            ".mapped is not given"
+    mapped = (u.name[:-len("_open")] if u.name.endswith("_open") else u.name) + "_mapped"
+    if lookup.names(mapped, file):
+        return why + f"{mapped} is taken"
+    return VmaOpen(u.name, helper.line, m.group(1), mapped, helper.body.vma)
 
 
 def _counter_update(body: Body) -> int | None:
@@ -437,13 +500,11 @@ def _follow(body: Body, u: Use, file: str, api: ApiFacts, lookup: Lookup,
     if helper is None:
         return None
     inner = classify_body(helper.body, helper.file, api, lookup, depth + 1)
-    where = f"{helper.name}() ({helper.file}:{helper.line})"
     if inner.klass == Klass.FIELDS:
-        # Converting a helper with its callers is not done yet: the
-        # caller carries on, and says so if nothing else stops it.
+        # The helper takes the descriptor too, it and its own helpers.
         return Verdict(Klass.FIELDS, Site(file, u.line, u.expr),
-                       (f"passes the vma to {where}, whose own use of it converts: "
-                        "converting a helper with its callers is not done yet",))
+                       helpers=(VmaHelper(helper.name, helper.file, helper.line,
+                                          helper.body.vma), *inner.helpers))
     via = (helper.name, *inner.via)
     if inner.klass.convertible:
         return Verdict(Klass.NEEDS_VMA, inner.site,

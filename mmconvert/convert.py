@@ -37,6 +37,8 @@ from .model import (
     Klass,
     LibraryTwin,
     Reference,
+    VmaHelper,
+    VmaOpen,
     to_json,
 )
 from .ui import progress, run
@@ -175,7 +177,9 @@ def _initialiser_style(lines: list[str], i: int) -> tuple[str, int | None, str, 
     col = max(cols, key=lambda c: (cols[c], c))
     if all(b == " " for b in before):
         kind = "single"
-    elif any("\t" in b for b in before):
+    elif sum("\t" in b for b in before) >= sum(b != " " and "\t" not in b for b in before):
+        # The layout most of its lines use (ocxl pads with spaces but for
+        # one `.owner\t\t=`).
         kind = "tabs"
     else:
         kind = "spaces"
@@ -212,7 +216,30 @@ def realign_initialisers(text: str, hook: str, original: str = "") -> str:
         else:
             pad = " " * (col - width) if col > width else " "
         lines[i] = f"{head}{pad}={after}{m.group(2)}"
+        vcol = _value_column(lines, i)
+        if vcol is not None and _cols(f"{head}{pad}= ") < vcol:
+            # `.open =     x` tables pad after '=' to line their values up.
+            lines[i] = f"{head}{pad}=" + " " * (vcol - _cols(f"{head}{pad}=")) + m.group(2)
     return "\n".join(lines)
+
+
+def _value_column(lines: list[str], i: int) -> int | None:
+    """The column the values of the initialiser around line i start at,
+    when it pads with spaces after '=' to line them up."""
+    found = []
+    for step in (-1, 1):
+        j = i + step
+        while 0 <= j < len(lines) and abs(j - i) < 60 and not lines[j].rstrip().endswith("{") \
+                and not lines[j].lstrip().startswith("}"):
+            m = _INIT_LINE.match(lines[j])
+            if m:
+                found.append(m)
+            j += step
+    if len(found) < 2 or any("\t" in m.group(3) for m in found) \
+            or all(len(m.group(3)) <= 1 for m in found):
+        return None
+    vcols = {_cols(m.group(0)) - 1 for m in found}
+    return vcols.pop() if len(vcols) == 1 else None
 
 
 def drop_unused_file_decl(text: str, decl: str, name: str) -> str:
@@ -303,7 +330,14 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
     before = set(original.split("\n"))
     lines = text.split("\n")
     out: list[str] = []
+    cont = None     # where a condition this wrapped continues
     for ln in lines:
+        if cont is not None and out[-1].rstrip().endswith(("||", "&&")) \
+                and _cols(_indent_to(cont) + ln.strip()) <= limit:
+            # The condition's later lines follow the wrapped part.
+            out.append(_indent_to(cont) + ln.strip())
+            continue
+        cont = None
         if ln in before or _cols(ln) <= limit:
             out.append(ln)
             continue
@@ -321,6 +355,7 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
         k, col = cut
         head, tail = ln[:k].rstrip(), ln[k:].strip()
         out += [head, _indent_to(col) + tail]
+        cont = col
     return "\n".join(out)
 
 
@@ -417,9 +452,12 @@ def blank_after_file_decl(text: str, decl: str) -> str:
     return "\n".join(out)
 
 
-def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
+def fix_kernel_doc(text: str, old: str, new: str, desc_line: str,
+                   params: tuple[str, ...] = ("file", "filp", "vma", "fp", "f", "area", "vm")
+                   ) -> str:
     """`* old - ...` (or a bare `* old`) becomes `* new - ...`; the
-    @file/@vma parameter lines of that comment become one @desc line."""
+    `params` lines of that comment (a handler's @file and @vma, a helper's
+    @vma) become one @desc line."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
@@ -427,7 +465,7 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
     replaced = False
     while i < len(lines):
         ln = lines[i]
-        if re.match(rf"^\s*\*\s+{re.escape(old)}(\(\))?(\s+-|\s*$)", ln):
+        if re.match(rf"^\s*\*\s+{re.escape(old)}(\(\))?:?(\s+-|\s*$)", ln):
             ln = re.sub(rf"\b{re.escape(old)}\b", new, ln, count=1)
             in_doc, replaced = True, False
         elif in_doc and re.match(r"^\s*\*/", ln):
@@ -435,7 +473,7 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
         elif in_doc and re.match(r"^\s*\*\s+@(\w+):", ln):
             param = _match(r"^\s*\*\s+@(\w+):", ln).group(1)
             prefix = _match(r"^(\s*\*\s+)", ln).group(1)
-            if param in ("file", "filp", "vma", "fp", "f", "area", "vm"):
+            if param in params:
                 # Drop continuation lines of this parameter's description.
                 while i + 1 < len(lines) and re.match(r"^\s*\*\s{2,}\S|^\s*\*\t\S", lines[i + 1]) \
                         and not re.match(r"^\s*\*\s+@", lines[i + 1]):
@@ -456,6 +494,17 @@ def fix_kernel_doc(text: str, old: str, new: str, desc_line: str) -> str:
         out.append(ln)
         i += 1
     return "\n".join(out)
+
+
+def declare_beside(text: str, decl: str, new: str) -> str:
+    """A header that only declares `struct vm_area_struct;` for its
+    prototypes declares the descriptor a helper's prototype now takes."""
+    lines = text.split("\n")
+    if new in lines or decl not in lines:
+        return text
+    # In name order, as such lists are kept.
+    i = lines.index(decl) + (new > decl)
+    return "\n".join([*lines[:i], new, *lines[i:]])
 
 
 def rename_in_comment(text: str, line_text: str, old: str, new: str) -> str:
@@ -571,6 +620,8 @@ class _Units:
     fops_names: list[str] = field(default_factory=list)     # names fops switch from
     remove: list[str] = field(default_factory=list)         # wrappers the fops stop naming
     file_users: list[str] = field(default_factory=list)     # definitions that use the file
+    helpers: dict[str, VmaHelper] = field(default_factory=dict)  # name -> helper taking the desc
+    opens: dict[str, VmaOpen] = field(default_factory=dict)  # .open -> its move to .mapped
     lib_needed: set[str] = field(default_factory=set)       # library helpers used
     details: dict[str, HandlerChange | LibraryTwin] = field(default_factory=dict)
     touched: dict[str, set[str]] = field(default_factory=dict)  # unit -> files
@@ -658,9 +709,17 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
             units.twins[h.name] = list(h.definitions)
             d = dataclasses.replace(d, twin=True)
         d = _body_facts(h, d, target, api, units, text)
+        for x in h.helpers:
+            units.helpers[x.name] = x
+        if h.helpers:
+            d = dataclasses.replace(d, helpers=tuple(x.name for x in h.helpers))
+        if h.opens is not None:
+            units.opens[h.opens.name] = h.opens
+            d = dataclasses.replace(d, mapped=(h.opens.name, h.opens.mapped, h.opens.ops))
     units.touched[h.key] = {dd.file for dd in h.definitions} | fops_files | {
         r.file for r in h.references if r.kind in ("prototype", "export", "kernel-doc",
-                                                   "define", "comment")}
+                                                   "define", "comment")} | {
+        f for x in h.helpers for f in (x.file, *x.prototypes)}
     units.details[h.key] = d
 
 
@@ -743,17 +802,27 @@ def _rule_context(api: ApiFacts, units: _Units) -> dict[str, Any]:
     # Each name is matched only in the files planned for it: a static
     # handler of the same name elsewhere (two drivers' afu_mmap) is not ours.
     scope: dict[str, set[str]] = collections.defaultdict(set)
+    def_scope: dict[str, set[str]] = collections.defaultdict(set)
     for unit, fs in units.touched.items():
         info = units.details[unit]
         named = info.original if isinstance(info, LibraryTwin) else info.handler
         scope[named] |= fs
         scope[named + TWIN] |= fs
+        twin = isinstance(info, LibraryTwin) or info.twin
+        def_scope[named + TWIN if twin else named] |= fs
+        if isinstance(info, HandlerChange):
+            for n in (*info.helpers, *(info.mapped[:1] if info.mapped else ())):
+                def_scope[n] |= fs
     lib_map = {n: n + api.suffix for n in LIB_HELPERS}
-    return {"api": api, "renames": units.renames, "defs": units.defs,
-            "prototypes": units.prototypes,
+    # Two handlers of one name (static, in two drivers) are one name to match.
+    return {"api": api, "renames": units.renames, "defs": list(dict.fromkeys(units.defs)),
+            "helpers": sorted(units.helpers),
+            "opens": {n: o.mapped for n, o in sorted(units.opens.items())},
+            "prototypes": list(dict.fromkeys(units.prototypes)),
             "scope": {k: sorted(v) for k, v in sorted(scope.items())},
-            "fops_names": units.fops_names, "remove": units.remove,
-            "file_users": units.file_users,
+            "def_scope": {k: sorted(v) for k, v in sorted(def_scope.items())},
+            "fops_names": list(dict.fromkeys(units.fops_names)), "remove": units.remove,
+            "file_users": list(dict.fromkeys(units.file_users)),
             "library": {k: v for k, v in lib_map.items()
                         if v in api.library_helpers or k in units.missing},
             "mapping": [(c, a) for c, a in MAPPING_CALLS.items() if a in api.actions],
@@ -792,7 +861,14 @@ def _mend(f: str, base: str, diff: str | None, orig: str, api: ApiFacts,
                 new = blank_after_file_decl(new, decl)
         if units.missing:
             new = blank_after_file_decl(new, f"struct file *file = desc->{api.fields['file']};")
+    for o in units.opens.values():
+        new = _lay_out_mapped(new, orig, o)
     desc_line = _prose("kerneldoc-desc.j2", api=api)
+    for x in units.helpers.values():
+        if x.file == f:
+            new = fix_kernel_doc(new, x.name, x.name, desc_line, (x.vma_param, "vma"))
+        if f in x.prototypes:
+            new = declare_beside(new, "struct vm_area_struct;", f"{api.desc_type};")
     for h in selected:
         if not units.converted(h) or _handler_change(units.details, h.key).twin:
             continue
@@ -806,6 +882,24 @@ def _mend(f: str, base: str, diff: str | None, orig: str, api: ApiFacts,
             elif r.kind == "comment":
                 new = rename_in_comment(new, r.text, h.name, h.name + suffix)
     return new
+
+
+def _lay_out_mapped(new: str, orig: str, o: VmaOpen) -> str:
+    """The .mapped callback made from .open keeps that function's layout
+    (spatch prints a copied body without its blank lines), and its
+    initialiser entry the table's."""
+    made, old = _function_text(new, o.mapped), _function_text(orig, o.name)
+    if made is None or old is None:
+        return new
+    v = re.escape(o.vma_param)
+    body = old[old.index("\n{") + 1:]
+    body = re.sub(rf"(?<![\w.>]){v}->vm_private_data\b", "*vm_private_data", body)
+    body = re.sub(rf"(?<![\w.>]){v}->vm_file\b", "file", body)
+    body = re.sub(r"\breturn;", "return 0;", body)
+    if not re.search(r"\treturn 0;\n\}$", body):
+        body = body[:-1] + "\treturn 0;\n}"
+    new = new.replace(made, made[:made.index("\n{") + 1] + body, 1)
+    return realign_initialisers(new, "mapped")
 
 
 def _facts_from_result(selected: list[Handler], api: ApiFacts, units: _Units,

@@ -127,6 +127,25 @@ class Tree:
         src = "\n".join(lines[open_line - 1:end])
         return Helper(name, f, n, Body(src[src.index("{"):], open_line, vma, file, head))
 
+    def names(self, name: str, file: str) -> bool:
+        """Whether `file` already uses the identifier `name`."""
+        return re.search(rf"\b{re.escape(name)}\b", "\n".join(self.lines(file))) is not None
+
+    def vm_ops(self, name: str, file: str) -> tuple[dict[str, str], bool] | None:
+        """The `.field = value` entries of the vm_operations_struct `name`
+        defined in `file`, and whether anything else than one assignment
+        names it there (more than one mapping function installs it)."""
+        text = strip_comments("\n".join(self.lines(file)))
+        m = re.search(rf"^(?:static\s+)?(?:const\s+)?struct\s+vm_operations_struct\s+"
+                      rf"{re.escape(name)}\s*=\s*\{{(.*?)^\}};", text, re.M | re.S)
+        if m is None:
+            return None
+        rest = text[:m.start()] + text[m.end():]
+        uses = [u for u in re.finditer(rf"(?<![\w.>]){re.escape(name)}\b", rest)
+                if not re.search(r"struct\s+vm_operations_struct\s+$",
+                                 rest[max(0, u.start() - 60):u.start()])]
+        return dict(re.findall(r"\.(\w+)\s*=\s*(\w+)", m.group(1))), len(uses) != 1
+
     # -- ops tables -------------------------------------------------------------
     def table(self, body: Body, i: int, near: str) -> str | None:
         """The struct type a member call at token i (`a->ops->mmap(`) is

@@ -305,7 +305,7 @@ def scan(gt: GitTree, api: ApiFacts, *, jobs: int | None = None,
                          and r["handler"] in wanted and r["file"] in seen]
         hres.bad_regions.update((f, res.bad_regions[f]) for f in seen if f in res.bad_regions)
         handlers = _handlers(gt, api, names, entry_list, macros, ref_lines, hres, warnings)
-        handlers = hold_swapped(gt, handlers, entry_list)
+        handlers = hold_helper_callers(gt, hold_swapped(gt, handlers, entry_list))
     return Inventory(str(root), api, tuple(entry_list), tuple(handlers),
                      tuple(sorted(set(warnings), key=lambda w: (w.file, w.detail))))
 
@@ -348,6 +348,87 @@ def hold_swapped(gt: GitTree, handlers: list[Handler], entries: list[FopsEntry])
     return [dataclasses.replace(h, klass=Klass.NEEDS_VMA, reason=held[h.name][0],
                                 notes=(held[h.name][1],)) if h.name in held else h
             for h in handlers]
+
+
+def hold_helper_callers(gt: GitTree, handlers: list[Handler]) -> list[Handler]:
+    """A helper that takes the descriptor with its handlers must have no
+    user keeping a vma: every line of the tree naming it is its definition,
+    a prototype, a comment or a call inside a function converted with it.
+    Otherwise the handlers that need it keep the vma, named at that line
+    (a descriptor twin beside the helper is not made yet)."""
+    names = sorted({x.name for h in handlers if h.klass.convertible for x in h.helpers})
+    if not names:
+        return handlers
+    hits = gt.grep_lines(names, fixed=True, words=True, checkout=False)
+    lines = {f: gt.read_text(f).splitlines() for f in {f for f, _, _ in hits}}
+    spans = {}
+    for h in handlers:
+        for x in h.helpers:
+            if (x.file, x.line) not in spans:
+                lines.setdefault(x.file, gt.read_text(x.file).splitlines())
+                spans[(x.file, x.line)] = function_span(lines[x.file], x.line)[1]
+    held: dict[str, tuple[Site, str]] = {}
+    while True:
+        # Functions that take the descriptor: converting handlers (not
+        # those whose original stays beside a twin) and their helpers.
+        taking = [h for h in handlers if h.klass in (Klass.FIELDS, Klass.ACTION)
+                  and not h.needs_twin and h.key not in held]
+        inside = [(d.file, d.line, d.end_line) for h in taking for d in h.definitions] + [
+            (x.file, x.line, spans[(x.file, x.line)]) for h in taking for x in h.helpers]
+        before = len(held)
+        for h in handlers:
+            if not h.helpers or not h.klass.convertible or h.key in held:
+                continue
+            for x in h.helpers:
+                why = None
+                if h not in taking:
+                    why = (Site(h.subsystem_file, h.definitions[0].line, h.name),
+                           f"{x.name}() ({x.file}:{x.line}) takes its vma, and {h.name}() "
+                           "itself stays as it is for its other users")
+                static = x.file.endswith(".c") and re.search(
+                    r"\bstatic\b", " ".join(lines[x.file][max(0, x.line - 2):x.line]))
+                for f, n, text in hits if why is None else ():
+                    code = text.strip()
+                    if (static and f != x.file) or not re.search(rf"\b{re.escape(x.name)}\b", text) or \
+                            any(f == a and lo <= n <= hi for a, lo, hi in inside) or \
+                            code.startswith(("*", "/*", "//")) or \
+                            _declares(lines[f], n, x.name):
+                        continue
+                    why = (Site(f, n, code), f"{x.name}() ({x.file}:{x.line}) is also used "
+                           "here, with a vma: converting it with a twin is not done yet")
+                    break
+                if why is not None:
+                    held[h.key] = why
+                    break
+        if len(held) == before:
+            break
+    out = []
+    for h in handlers:
+        if h.key in held:
+            out.append(dataclasses.replace(h, klass=Klass.NEEDS_VMA, reason=held[h.key][0],
+                                           notes=(held[h.key][1],), helpers=()))
+        elif h.helpers:
+            out.append(dataclasses.replace(h, helpers=tuple(dataclasses.replace(
+                x, end_line=spans[(x.file, x.line)],
+                prototypes=tuple(sorted({f for f, n, _ in hits if f in lines
+                                         and _declares(lines[f], n, x.name)}))) for x in h.helpers)))
+        else:
+            out.append(h)
+    return out
+
+
+def _declares(lines: list[str], n: int, name: str) -> bool:
+    """Whether line n (1-based) starts a prototype of `name`: a type and
+    the name at the start of a line, and `;` before any `{`."""
+    if not re.match(rf"^(?:[A-Za-z_][\w\s\*]*?[\s\*])?{re.escape(name)}\s*\(", lines[n - 1]):
+        return False
+    for k in range(n - 1, min(n + 6, len(lines))):
+        code = re.sub(r"/\*.*?\*/|//.*", "", lines[k])
+        if "{" in code:
+            return False
+        if ";" in code:
+            return True
+    return False
 
 
 def _handlers(gt, api, names, entries, macros, ref_lines, hres, warnings) -> list[Handler]:
@@ -460,7 +541,10 @@ def _classify(gt, api, name, ds, fops, refs, texts, bad_lines, lookup) -> Handle
                    needs_twin=needs_twin,
                    wraps_library=only_wraps.split()[1].split("(")[0]
                    if klass == Klass.LIBRARY and only_wraps else "",
-                   mapping_checked=klass == Klass.ACTION and verdict.mapping_ends == "if")
+                   mapping_checked=klass == Klass.ACTION and verdict.mapping_ends == "if",
+                   helpers=tuple(dict.fromkeys(x for v, _ in verdicts for x in v.helpers))
+                   if klass.convertible else (),
+                   opens=verdict.opens if klass in (Klass.FIELDS, Klass.ACTION) else None)
 
 
 def _only_wraps_library(body: Body) -> str | None:
@@ -514,4 +598,4 @@ def classify_named(gt: GitTree, api: ApiFacts, names: list[str], entries: list[F
                          bad_regions=dict(res.bad_regions))
     warnings: list[FileWarning] = []
     handlers = _handlers(gt, api, sorted(wanted), entries, [], ref_lines, hres, warnings)
-    return hold_swapped(gt, handlers, entries), warnings
+    return hold_helper_callers(gt, hold_swapped(gt, handlers, entries)), warnings

@@ -62,6 +62,32 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class VmaHelper:
+    """A function of the tree a handler hands its vma to, whose own use of
+    it converts: it takes the descriptor with its handler."""
+
+    name: str
+    file: str
+    line: int                  # line of the function name
+    vma_param: str
+    end_line: int = 0          # line of the closing brace (set by inventory)
+    prototypes: tuple[str, ...] = ()  # files that declare it (set by inventory)
+
+
+@dataclass(frozen=True)
+class VmaOpen:
+    """A handler's last step `X(vma); return 0;` where X is the `.open` of
+    the vm_operations_struct it installs: the work X does for each new VMA
+    moves to a `.mapped` callback of that table."""
+
+    name: str                  # the .open callback the handler called
+    line: int                  # its definition's line
+    ops: str                   # the vm_operations_struct it is the .open of
+    mapped: str                # the .mapped callback made from it
+    vma_param: str
+
+
+@dataclass(frozen=True)
 class Reference:
     file: str
     line: int
@@ -86,6 +112,10 @@ class Handler:
     wraps_library: str = field(default="", metadata={"omit_default": True})
     # Its mapping call's error is tested and a code of its own returned.
     mapping_checked: bool = field(default=False, metadata={"omit_default": True})
+    # The helpers, outermost first, that take the descriptor with it.
+    helpers: tuple[VmaHelper, ...] = field(default=(), metadata={"omit_default": True})
+    # Its per-VMA .open call that moves to .mapped.
+    opens: VmaOpen | None = field(default=None, metadata={"omit_default": True})
 
     @property
     def key(self) -> str:
@@ -127,6 +157,8 @@ class ApiFacts:
     has_call_mmap: bool = False
     has_can_mmap_file: bool = False
     has_set_anonymous: bool = False
+    # vm_operations_struct has .mapped (a callback once the new VMA exists).
+    has_mapped: bool = False
     # Whether desc->action.error_override also applies when the file is
     # mapped through the compatibility layer (mm/util.c says; 7.3: no).
     override_on_compat: bool = True
@@ -188,6 +220,11 @@ class HandlerChange:
     fops: tuple[str, ...] = ()      # "file:variable" of each fops that names it
     # It mapped with a changed local copy of the page protection.
     page_prot_from_local: bool = field(default=False, metadata={"omit_default": True})
+    # Helpers of the handler's own that now take the descriptor.
+    helpers: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
+    # The .open call it made for each new VMA, now the .mapped callback
+    # (open, mapped, vm_operations_struct).
+    mapped: tuple[str, str, str] | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def _context(api: ApiFacts) -> dict:
 
 # The facts of a conversion that its changelog states once for every
 # handler they hold, in this order (HandlerChange fields).
-_SHARED_FACTS = ("action", "page_prot_from_local", "error_override", "helper")
+_SHARED_FACTS = ("helpers", "mapped", "action", "page_prot_from_local", "error_override", "helper")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,9 @@ def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
     ctx = _context(api)
     ctx.update(stage=p.stage, details=p.details, changes=p.changes,
                handlers=[h for ch in p.changes for h in ch.handlers],
-               shared=shared_facts(p.details) if p.stage == "conversion" else [])
+               shared=shared_facts(p.details) if p.stage == "conversion" else [],
+               declares=any(re.search(rf"^\+{api.desc_type};$", ch.diff, re.M)
+                            for ch in p.changes))
     p.prefix = subject_prefix(gt, p.key_files, maint) if gt is not None else ""
     subj_t = env.get_template("series-subject.j2")
     subject = ""
@@ -232,6 +234,10 @@ def technique(d: HandlerChange) -> str:
     """How a handler moved, as the cover letter counts them."""
     if d.replaced_by_helper:
         return "library"
+    if d.mapped:
+        return "mapped"
+    if d.helpers:
+        return "helpers"
     return "action" if d.klass == Klass.ACTION else "fields"
 
 

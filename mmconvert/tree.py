@@ -122,6 +122,8 @@ def detect(tree: Path | str) -> ApiFacts:
         "has_vfs_mmap": _declares(alltext, "vfs_mmap"),
         "has_call_mmap": _declares(alltext, "call_mmap"),
         "has_can_mmap_file": _declares(alltext, "can_mmap_file"),
+        "has_mapped": re.search(r"\(\s*\*\s*mapped\s*\)\s*\(\s*unsigned long", alltext)
+        is not None,
     }
     if not hook:
         # The library helpers a named generation would call, if this tree
@@ -203,6 +205,7 @@ def resolve(tree: Path | str, api: str = "auto", name: Path | str | None = None)
         return replace(named, has_vfs_mmap=found.has_vfs_mmap,
                        has_call_mmap=found.has_call_mmap or named.has_call_mmap,
                        has_can_mmap_file=found.has_can_mmap_file,
+                       has_mapped=found.has_mapped,
                        library_helpers=tuple(n for n in named.library_helpers
                                              if n in found.library_helpers))
     if found.generation != api:

@@ -213,15 +213,13 @@ def test_a_helper_that_needs_the_vma_is_named_where_it_decides(followed):
     assert h["notes"] == ["uses the vma pointer itself"]
 
 
-def test_a_helper_whose_use_converts_is_named_and_not_converted(followed):
+def test_a_helper_whose_use_converts_goes_with_its_handler(followed):
     h = followed["fdev_checked_mmap"]
-    assert h["class"] == "needs-vma"
+    assert h["class"] == "fields"
     assert h["via"] == []
-    assert h["reason"]["expression"] == "fdev_check(d, vma)"
-    where = "drivers/misc/follow.c:" + str(
-        line_of("static int fdev_check(struct fdev *d, struct vm_area_struct *vma)"))
-    assert h["notes"] == [f"passes the vma to fdev_check() ({where}), whose own use of it "
-                          "converts: converting a helper with its callers is not done yet"]
+    at = line_of("static int fdev_check(struct fdev *d, struct vm_area_struct *vma)")
+    assert h["helpers"] == [{"name": "fdev_check", "file": "drivers/misc/follow.c", "line": at,
+                             "vma_param": "vma", "end_line": at + 5, "prototypes": []}]
 
 
 def test_the_mm_core_is_not_followed_the_call_into_it_decides(followed):

@@ -348,6 +348,15 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
             if _cols(moved) <= limit:
                 out.append(moved)
                 continue
+        head = re.match(r"^[A-Za-z_][\w \t*]*?\b\w+\(", ln)
+        if head and ", " in ln[head.end():]:
+            # A function's header the new names made too long: cut at the
+            # last parameter that fits, the rest under the parenthesis.
+            k = max((m.end() for m in re.finditer(r", ", ln) if _cols(ln[:m.end() - 1]) <= limit),
+                    default=None)
+            if k is not None:
+                out += [ln[:k - 1], _indent_to(_cols(ln[:head.end()])) + ln[k:]]
+                continue
         cut = _condition_cut(ln, limit)
         if cut is None:
             out.append(ln)
@@ -712,7 +721,10 @@ def _choose_names(h: Handler, api: ApiFacts, units: _Units, text: _Texts) -> Non
         for x in h.helpers:
             units.helpers[x.name] = x
         if h.helpers:
-            d = dataclasses.replace(d, helpers=tuple(x.name for x in h.helpers))
+            d = dataclasses.replace(d, helpers=tuple(x.name for x in h.helpers),
+                                    renamed=tuple((x.name, helper_name(x.name, api))
+                                                  for x in h.helpers
+                                                  if helper_name(x.name, api) != x.name))
         if h.opens is not None:
             units.opens[h.opens.name] = h.opens
             d = dataclasses.replace(d, mapped=(h.opens.name, h.opens.mapped, h.opens.ops))
@@ -815,8 +827,11 @@ def _rule_context(api: ApiFacts, units: _Units) -> dict[str, Any]:
                 def_scope[n] |= fs
     lib_map = {n: n + api.suffix for n in LIB_HELPERS}
     # Two handlers of one name (static, in two drivers) are one name to match.
-    return {"api": api, "renames": units.renames, "defs": list(dict.fromkeys(units.defs)),
+    renames = dict(units.renames) | {n: helper_name(n, api) for n in sorted(units.helpers)
+                                     if helper_name(n, api) != n}
+    return {"api": api, "renames": renames, "defs": list(dict.fromkeys(units.defs)),
             "helpers": sorted(units.helpers),
+            "renamed_helpers": sorted(n for n in units.helpers if helper_name(n, api) != n),
             "opens": {n: o.mapped for n, o in sorted(units.opens.items())},
             "prototypes": list(dict.fromkeys(units.prototypes)),
             "scope": {k: sorted(v) for k, v in sorted(scope.items())},
@@ -866,7 +881,8 @@ def _mend(f: str, base: str, diff: str | None, orig: str, api: ApiFacts,
     desc_line = _prose("kerneldoc-desc.j2", api=api)
     for x in units.helpers.values():
         if x.file == f:
-            new = fix_kernel_doc(new, x.name, x.name, desc_line, (x.vma_param, "vma"))
+            new = fix_kernel_doc(new, x.name, helper_name(x.name, api), desc_line,
+                                 (x.vma_param, "vma"))
         if f in x.prototypes:
             new = declare_beside(new, "struct vm_area_struct;", f"{api.desc_type};")
     for h in selected:
@@ -882,6 +898,13 @@ def _mend(f: str, base: str, diff: str | None, orig: str, api: ApiFacts,
             elif r.kind == "comment":
                 new = rename_in_comment(new, r.text, h.name, h.name + suffix)
     return new
+
+
+def helper_name(name: str, api: ApiFacts) -> str:
+    """A helper that takes the descriptor keeps its name, but for one named
+    for the hook it served: `vme_master_mmap()` became
+    `vme_master_mmap_prepare()` upstream."""
+    return name + api.suffix if name.endswith("_mmap") else name
 
 
 def _lay_out_mapped(new: str, orig: str, o: VmaOpen) -> str:
@@ -913,6 +936,14 @@ def _facts_from_result(selected: list[Handler], api: ApiFacts, units: _Units,
             done = _function_text(new_texts.get(dd.file, ""), h.name + api.suffix)
             if done is None:
                 continue
+            # Its own code and that of the helpers it hands the descriptor to.
+            reached = "\n".join([done] + [_function_text(new_texts.get(x.file, ""),
+                                                          helper_name(x.name, api)) or ""
+                                           for x in h.helpers])
+            if re.search(r"\bmmap_action_\w+\(|(?:vma_desc_set_flags\(|\|=)[^;]*"
+                         r"\bVMA?_(?:IO|DONTEXPAND|PFNMAP|MIXEDMAP)(?:_BIT)?\b", reached):
+                units.details[h.key] = dataclasses.replace(
+                    _handler_change(units.details, h.key), special=True)
             acts = re.findall(r"\b(mmap_action_\w+)\(", done)
             if acts:
                 units.details[h.key] = dataclasses.replace(

@@ -220,8 +220,13 @@ class HandlerChange:
     fops: tuple[str, ...] = ()      # "file:variable" of each fops that names it
     # It mapped with a changed local copy of the page protection.
     page_prot_from_local: bool = field(default=False, metadata={"omit_default": True})
-    # Helpers of the handler's own that now take the descriptor.
+    # Helpers of the handler's own that now take the descriptor, and the
+    # (old, new) names of those renamed for the hook.
     helpers: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
+    renamed: tuple[tuple[str, str], ...] = field(default=(), metadata={"omit_default": True})
+    # It sets a VM_SPECIAL flag or a mapping action (which sets them), so
+    # its mapping is never merged into a neighbour.
+    special: bool = field(default=False, metadata={"omit_default": True})
     # The .open call it made for each new VMA, now the .mapped callback
     # (open, mapped, vm_operations_struct).
     mapped: tuple[str, str, str] | None = field(default=None, metadata={"omit_default": True})

@@ -171,7 +171,7 @@ def _context(api: ApiFacts) -> dict:
 
 # The facts of a conversion that its changelog states once for every
 # handler they hold, in this order (HandlerChange fields).
-_SHARED_FACTS = ("helpers", "mapped", "action", "page_prot_from_local", "error_override", "helper")
+_SHARED_FACTS = ("helpers", "renamed", "mapped", "action", "page_prot_from_local", "error_override", "helper")
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,7 @@ def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
     ctx.update(stage=p.stage, details=p.details, changes=p.changes,
                handlers=[h for ch in p.changes for h in ch.handlers],
                shared=shared_facts(p.details) if p.stage == "conversion" else [],
+               can_merge=can_merge(p.details),
                declares=any(re.search(rf"^\+{api.desc_type};$", ch.diff, re.M)
                             for ch in p.changes))
     p.prefix = subject_prefix(gt, p.key_files, maint) if gt is not None else ""
@@ -230,22 +231,29 @@ def render_patch_text(p: Patch, api: ApiFacts, gt: GitTree | None,
     p.body = wrap(env.get_template(f"changelog-{p.stage}.j2").render(**ctx))
 
 
-def technique(d: HandlerChange) -> str:
-    """How a handler moved, as the cover letter counts them."""
+def can_merge(details: Sequence[ChangeDetail]) -> bool:
+    """Whether a mapping of one of these files can be merged into a
+    neighbour (no VM_SPECIAL flag set, no mapping action): only then does
+    the hook's running before the merge attempt change anything."""
+    convs = [d for d in details if isinstance(d, HandlerChange)]
+    return not convs or any(not d.special for d in convs)
+
+
+def techniques(d: HandlerChange) -> list[str]:
+    """How a handler moved, as the cover letter counts them: one handler
+    may have its helpers converted and end in a mapping action."""
     if d.replaced_by_helper:
-        return "library"
-    if d.mapped:
-        return "mapped"
-    if d.helpers:
-        return "helpers"
-    return "action" if d.klass == Klass.ACTION else "fields"
+        return ["library"]
+    used = [k for k, on in (("action", d.klass == Klass.ACTION), ("helpers", bool(d.helpers)),
+                            ("mapped", d.mapped is not None)) if on]
+    return used or ["fields"]
 
 
 def census(changes: list[Change], skipped: list[Handler]) -> dict:
     conv = [d for ch in changes if ch.stage == "conversion" for d in ch.details]
     return {
         "techniques": dict(sorted(collections.Counter(
-            technique(d) for d in conv if isinstance(d, HandlerChange)).items())),
+            k for d in conv if isinstance(d, HandlerChange) for k in techniques(d)).items())),
         "converted": len(conv) or sum(len(ch.handlers) for ch in changes
                                       if ch.stage == "conversion"),
         "library": sum(max(1, len(ch.details)) for ch in changes if ch.stage == "library"),
@@ -291,6 +299,8 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
                  base: str, listed: Sequence = (), testing: dict | None = None
                  ) -> tuple[str, str]:
     """(subject, blurb) of the cover letter."""
+    from .build import HEADER_USERS
+
     env = prose.env()
     ctx = _context(api)
     ctx.update(patches=patches, census=counts,
@@ -298,6 +308,9 @@ def render_cover(api: ApiFacts, patches: list[Patch], counts: dict, skipped: lis
                warnings=sorted(warnings, key=lambda w: (w.file, w.problem)),
                cocci=cocci, changing=("convert", "forwarders_patch"), base=base,
                listed=list(listed), testing=testing,
+               can_merge=can_merge([d for p in patches for d in p.details]),
+               headers=any(f.endswith(".h") for p in patches for ch in p.changes for f in ch.files),
+               header_users=HEADER_USERS,
                prefixes=sorted({p.prefix for p in patches if p.prefix}),
                touches_mm=any(f.startswith("mm/") for p in patches for f in p.files))
     subject = " ".join(env.get_template("series-cover-subject.j2").render(**ctx).split())

@@ -59,7 +59,7 @@ DRIVER = """\
 #include <linux/mm.h>
 #include <linux/helperlib.h>
 
-static int hdev_offset(struct vm_area_struct *vma, unsigned long limit)
+static int hdev_region_mmap(struct vm_area_struct *vma, unsigned long limit)
 {
 \tif (vma->vm_pgoff > limit)
 \t\treturn -EINVAL;
@@ -68,7 +68,7 @@ static int hdev_offset(struct vm_area_struct *vma, unsigned long limit)
 
 static int hdev_mmap(struct file *file, struct vm_area_struct *vma)
 {
-\tint ret = hdev_offset(vma, 4);
+\tint ret = hdev_region_mmap(vma, 4);
 
 \tif (ret)
 \t\treturn ret;
@@ -124,18 +124,20 @@ def test_helpers_only_converted_code_calls_take_the_descriptor(helper_tree):
     handlers = {h["handler"]: h for h in scan_json(helper_tree)["handlers"]}
     h = handlers["hdev_mmap"]
     assert h["class"] == "fields"
-    assert [x["name"] for x in h["helpers"]] == ["hdev_offset", "hdev_lib_check"]
+    assert [x["name"] for x in h["helpers"]] == ["hdev_region_mmap", "hdev_lib_check"]
     assert h["helpers"][1]["prototypes"] == ["include/linux/helperlib.h"]
 
     convert(helper_tree, "--only", "drivers/char/helperdev.c")
     drv = read(helper_tree, "drivers/char/helperdev.c")
-    assert function(drv, "hdev_offset") == (
-        "static int hdev_offset(struct vma_proto *desc, unsigned long limit)\n{\n"
+    # Named for the hook it served, it takes the new hook's suffix.
+    assert "hdev_region_mmap(" not in drv
+    assert function(drv, "hdev_region_mmap_proto") == (
+        "static int hdev_region_mmap_proto(struct vma_proto *desc, unsigned long limit)\n{\n"
         "\tif (desc->pgoff > limit)\n\t\treturn -EINVAL;\n"
         "\treturn hdev_lib_check(NULL, desc);\n}")
     assert function(drv, "hdev_mmap_proto") == (
         "static int hdev_mmap_proto(struct vma_proto *desc)\n{\n"
-        "\tint ret = hdev_offset(desc, 4);\n\n\tif (ret)\n\t\treturn ret;\n"
+        "\tint ret = hdev_region_mmap_proto(desc, 4);\n\n\tif (ret)\n\t\treturn ret;\n"
         "\tdesc->private_data = desc->file->private_data;\n\treturn 0;\n}")
     lib = read(helper_tree, "drivers/char/helperlib.c")
     assert function(lib, "hdev_lib_check") == (

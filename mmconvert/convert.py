@@ -348,14 +348,14 @@ def wrap_long_lines(text: str, original: str, limit: int = 80) -> str:
             if _cols(moved) <= limit:
                 out.append(moved)
                 continue
-        head = re.match(r"^[A-Za-z_][\w \t*]*?\b\w+\(", ln)
-        if head and ", " in ln[head.end():]:
+        decl = re.match(r"^[A-Za-z_][\w \t*]*?\b\w+\(", ln)
+        if decl and ", " in ln[decl.end():]:
             # A function's header the new names made too long: cut at the
             # last parameter that fits, the rest under the parenthesis.
-            k = max((m.end() for m in re.finditer(r", ", ln) if _cols(ln[:m.end() - 1]) <= limit),
-                    default=None)
-            if k is not None:
-                out += [ln[:k - 1], _indent_to(_cols(ln[:head.end()])) + ln[k:]]
+            at = max((m.end() for m in re.finditer(r", ", ln) if _cols(ln[:m.end() - 1]) <= limit),
+                     default=None)
+            if at is not None:
+                out += [ln[:at - 1], _indent_to(_cols(ln[:decl.end()])) + ln[at:]]
                 continue
         cut = _condition_cut(ln, limit)
         if cut is None:

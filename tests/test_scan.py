@@ -59,7 +59,7 @@ def test_scan_json_has_the_fields_the_readme_documents(sample_tree):
     assert set(inv) == {"tree", "api", "handlers", "entries", "warnings", "forwarders"}
     assert inv["handlers"] and inv["entries"] and inv["forwarders"]
     for h in inv["handlers"]:
-        optional = {"needs_twin", "wraps_library", "mapping_checked", "helpers"}
+        optional = {"needs_twin", "wraps_library", "mapping_checked", "helpers", "opens"}
         assert set(h) - optional == {"handler", "class", "reason", "definitions", "fops",
                                      "references", "linkage", "notes", "via"}, h
         assert all(h[k] for k in optional & set(h)), h

@@ -446,10 +446,10 @@ def _opens(body: Body, u: Use, file: str, lookup: Lookup) -> VmaOpen | str | Non
     if other is not None:
         return why + f"it uses the VMA itself ({other.expr}, line {other.line}), which " \
             ".mapped is not given"
-    mapped = (u.name[:-len("_open")] if u.name.endswith("_open") else u.name) + "_mapped"
+    mapped = u.name.removesuffix("_open") + "_mapped"
     if lookup.names(mapped, file):
         return why + f"{mapped} is taken"
-    return VmaOpen(u.name, helper.line, m.group(1), mapped, helper.body.vma)
+    return VmaOpen(u.name, helper.line, table, mapped, helper.body.vma)
 
 
 def _counter_update(body: Body) -> int | None:

@@ -826,12 +826,12 @@ def _rule_context(api: ApiFacts, units: _Units) -> dict[str, Any]:
             for n in (*info.helpers, *(info.mapped[:1] if info.mapped else ())):
                 def_scope[n] |= fs
     lib_map = {n: n + api.suffix for n in LIB_HELPERS}
+    renamed = {n: helper_name(n, api) for n in sorted(units.helpers)
+               if helper_name(n, api) != n}
     # Two handlers of one name (static, in two drivers) are one name to match.
-    renames = dict(units.renames) | {n: helper_name(n, api) for n in sorted(units.helpers)
-                                     if helper_name(n, api) != n}
-    return {"api": api, "renames": renames, "defs": list(dict.fromkeys(units.defs)),
-            "helpers": sorted(units.helpers),
-            "renamed_helpers": sorted(n for n in units.helpers if helper_name(n, api) != n),
+    return {"api": api, "renames": units.renames | renamed,
+            "defs": list(dict.fromkeys(units.defs)),
+            "helpers": sorted(units.helpers), "renamed_helpers": list(renamed),
             "opens": {n: o.mapped for n, o in sorted(units.opens.items())},
             "prototypes": list(dict.fromkeys(units.prototypes)),
             "scope": {k: sorted(v) for k, v in sorted(scope.items())},

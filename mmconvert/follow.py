@@ -103,9 +103,7 @@ class Tree:
         return True
 
     def _static(self, f: str, n: int) -> bool:
-        lines = self.lines(f)
-        head = " ".join(lines[max(0, n - 2):n])
-        return bool(re.search(r"\bstatic\b", head))
+        return is_static(self.lines(f), n)
 
     def _body(self, name: str, f: str, n: int, arg: int) -> Helper | None:
         lines = self.lines(f)
@@ -206,6 +204,12 @@ class Tree:
             self._structs[struct] = [(f, n) for f, n, t in self.gt.grep_lines(
                 [want], fixed=True, checkout=False) if t.startswith(want)]
         return sorted(self._structs[struct], key=lambda fn: _distance(fn[0], near))
+
+
+def is_static(lines: list[str], n: int) -> bool:
+    """Whether the definition whose name is on line n (1-based) is static
+    (`static` on its line or the one above: `static int\nfoo(...)`)."""
+    return re.search(r"\bstatic\b", " ".join(lines[max(0, n - 2):n])) is not None
 
 
 def _includes(f: str, text: str) -> list[str]:

@@ -385,8 +385,7 @@ def hold_helper_callers(gt: GitTree, handlers: list[Handler]) -> list[Handler]:
                     why = (Site(h.subsystem_file, h.definitions[0].line, h.name),
                            f"{x.name}() ({x.file}:{x.line}) takes its vma, and {h.name}() "
                            "itself stays as it is for its other users")
-                static = x.file.endswith(".c") and re.search(
-                    r"\bstatic\b", " ".join(lines[x.file][max(0, x.line - 2):x.line]))
+                static = x.file.endswith(".c") and follow.is_static(lines[x.file], x.line)
                 for f, n, text in hits if why is None else ():
                     code = text.strip()
                     if (static and f != x.file) or not re.search(rf"\b{re.escape(x.name)}\b", text) or \
@@ -419,15 +418,14 @@ def hold_helper_callers(gt: GitTree, handlers: list[Handler]) -> list[Handler]:
 
 def _declares(lines: list[str], n: int, name: str) -> bool:
     """Whether line n (1-based) starts a prototype of `name`: a type and
-    the name at the start of a line, and `;` before any `{`."""
+    the name at the start of a line, and no body (function_span finds `;`
+    before any `{`)."""
     if not re.match(rf"^(?:[A-Za-z_][\w\s\*]*?[\s\*])?{re.escape(name)}\s*\(", lines[n - 1]):
         return False
-    for k in range(n - 1, min(n + 6, len(lines))):
-        code = re.sub(r"/\*.*?\*/|//.*", "", lines[k])
-        if "{" in code:
-            return False
-        if ";" in code:
-            return True
+    try:
+        function_span(lines, n)
+    except ValueError:
+        return True
     return False
 
 

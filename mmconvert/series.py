@@ -171,7 +171,8 @@ def _context(api: ApiFacts) -> dict:
 
 # The facts of a conversion that its changelog states once for every
 # handler they hold, in this order (HandlerChange fields).
-_SHARED_FACTS = ("helpers", "renamed", "mapped", "action", "page_prot_from_local", "error_override", "helper")
+_SHARED_FACTS = ("helpers", "renamed", "mapped", "action", "page_prot_from_local",
+                 "error_override", "helper")
 
 
 @dataclass(frozen=True)

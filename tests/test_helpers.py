@@ -111,6 +111,11 @@ const struct file_operations *hdev_all[] = { &hdev_fops, &hdev_shared_fops };
 """
 
 
+def handlers_of(tree, *args) -> dict:
+    """scan's handlers of `tree`, by name."""
+    return {h["handler"]: h for h in scan_json(tree, *args)["handlers"]}
+
+
 @pytest.fixture
 def helper_tree(sample_tree):
     (sample_tree / "include/linux/helperlib.h").write_text(LIB_H)
@@ -121,7 +126,7 @@ def helper_tree(sample_tree):
 
 
 def test_helpers_only_converted_code_calls_take_the_descriptor(helper_tree):
-    handlers = {h["handler"]: h for h in scan_json(helper_tree)["handlers"]}
+    handlers = handlers_of(helper_tree)
     h = handlers["hdev_mmap"]
     assert h["class"] == "fields"
     assert [x["name"] for x in h["helpers"]] == ["hdev_region_mmap", "hdev_lib_check"]
@@ -155,7 +160,7 @@ def test_helpers_only_converted_code_calls_take_the_descriptor(helper_tree):
 
 
 def test_a_helper_a_fault_path_calls_with_its_vma_keeps_the_handler(helper_tree):
-    handlers = {h["handler"]: h for h in scan_json(helper_tree)["handlers"]}
+    handlers = handlers_of(helper_tree)
     h = handlers["hdev_shared_mmap"]
     assert h["class"] == "needs-vma"
     line = DRIVER.splitlines().index("\treturn hdev_pgoff_ok(vmf->vma) ? 0 : VM_FAULT_SIGBUS;")
@@ -298,7 +303,7 @@ def with_mapped(tree) -> None:
 
 def test_the_per_vma_open_call_moves_to_a_mapped_callback(counted_tree):
     with_mapped(counted_tree)
-    handlers = {h["handler"]: h for h in scan_json(counted_tree, "--api", "prepare-7")["handlers"]}
+    handlers = handlers_of(counted_tree, "--api", "prepare-7")
     assert handlers["cdev_mmap"]["class"] == "fields"
     assert handlers["cdev_mmap"]["opens"] == {"name": "cdev_vma_open", "line": 11,
                                               "ops": "cdev_vm_ops", "mapped": "cdev_vma_mapped",
@@ -324,7 +329,7 @@ def test_the_per_vma_open_call_moves_to_a_mapped_callback(counted_tree):
 
 def test_open_work_that_needs_the_vma_or_a_shared_table_stays(counted_tree):
     with_mapped(counted_tree)
-    handlers = {h["handler"]: h for h in scan_json(counted_tree, "--api", "prepare-7")["handlers"]}
+    handlers = handlers_of(counted_tree, "--api", "prepare-7")
     lines = COUNTED.splitlines()
     where = handlers["where_mmap"]
     assert where["class"] == "needs-vma" and "opens" not in where
@@ -348,6 +353,6 @@ def test_open_work_that_needs_the_vma_or_a_shared_table_stays(counted_tree):
 
 
 def test_without_mapped_in_the_tree_the_open_call_keeps_the_vma(counted_tree):
-    handlers = {h["handler"]: h for h in scan_json(counted_tree)["handlers"]}
+    handlers = handlers_of(counted_tree)
     assert handlers["cdev_mmap"]["class"] == "needs-vma"
     assert "opens" not in handlers["cdev_mmap"]
